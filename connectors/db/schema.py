@@ -1,0 +1,215 @@
+"""The database schema: table and column names are the contract analysts query.
+
+Typed SQLAlchemy 2 models. Alembic migrations (`connectors/db/migrations`) create exactly this
+schema; a test compares the two so they cannot drift apart. Types are portable between
+PostgreSQL (production) and SQLite (the embedded default).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Integer on SQLite so that autoincrement works there; BIGINT on PostgreSQL.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        dict[str, float]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Article(Base):
+    """One row per news id; the text as the worker stored it."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    fetched_at: Mapped[datetime]
+    lang: Mapped[str] = mapped_column(String(16), default="en")
+    tickers: Mapped[list[str]] = mapped_column(default=list)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kafka_partition: Mapped[int | None]
+    kafka_offset: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ArticleTicker(Base):
+    """Article-to-ticker pairs, so per-ticker series are plain joins on every database."""
+
+    __tablename__ = "article_tickers"
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
+
+
+class Prediction(Base):
+    """What one model version said about one article for one instruction."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "instruction", "model_version"),
+        Index("ix_predictions_instruction_label", "instruction", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    instruction: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    distribution: Mapped[dict[str, float]]
+    zero_shot: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Label(Base):
+    """A human label, with where it came from."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("text_hash", "instruction", "annotator"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    article_id: Mapped[str | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    instruction: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(100))
+    annotator: Mapped[str] = mapped_column(String(200), default="")
+    provenance: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Instruction(Base):
+    """An instruction is data: name, text, label set with descriptions, active flag."""
+
+    __tablename__ = "instructions"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModelVersion(Base):
+    """A registered model: its folder, status and the evidence for the decision about it."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # candidate, active, retired, rejected
+    path: Mapped[str] = mapped_column(Text)
+    encoder: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    """One alert (a rule firing on one series key) and its lifecycle."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    series_key: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))  # pending, firing, resolved
+    severity: Mapped[str] = mapped_column(String(20), default="warning")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class AlertNotification(Base):
+    """The outbox: recorded before sending, marked delivered after."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (UniqueConstraint("idempotency_key", "receiver"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    receiver: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class Silence(Base):
+    """Suppresses notifications of matching alerts until it ends."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    matchers: Mapped[dict[str, Any]]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    starts_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """A message the worker could not store, mirrored from `news.dlq` for counting and replay."""
+
+    __tablename__ = "dlq_records"
+    __table_args__ = (UniqueConstraint("source_topic", "source_partition", "source_offset"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    source_topic: Mapped[str] = mapped_column(String(255))
+    source_partition: Mapped[int]
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    message_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_code: Mapped[str] = mapped_column(String(50), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str] = mapped_column(String(50), default="")

@@ -1,0 +1,146 @@
+"""Batched, idempotent writes of the worker's results.
+
+One transaction per batch: articles, ticker links, predictions and dead letters of a batch are
+committed together or not at all. Every insert is `ON CONFLICT DO NOTHING` on the natural key,
+so a redelivered batch (after a crash before the offset commit) adds no rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connectors.db.schema import Article, ArticleTicker, DeadLetter, Prediction
+
+
+@dataclass
+class PredictionRow:
+    instruction: str
+    label: str
+    score: float
+    distribution: dict[str, float]
+    model_version: str
+    zero_shot: bool = False
+
+
+@dataclass
+class ArticleRow:
+    id: str
+    source: str
+    url: str | None
+    title: str
+    body: str
+    published_at: datetime
+    fetched_at: datetime
+    lang: str
+    tickers: list[str]
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
+    predictions: list[PredictionRow] = field(default_factory=list)
+
+
+@dataclass
+class DeadLetterRow:
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    message_key: bytes | None
+    reason_code: str
+    reason: str
+    size_bytes: int
+
+
+@dataclass
+class WriteResult:
+    articles_inserted: int
+    predictions_inserted: int
+    dead_letters_inserted: int
+
+
+def _insert(engine: Engine, table: Table) -> Any:
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect!r}: use PostgreSQL or SQLite")
+
+
+# SQLite caps bound parameters per statement; PostgreSQL at 65535. Chunks keep both happy.
+_CHUNK = 200
+
+
+def _insert_ignore(session: Session, engine: Engine, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        result = session.execute(_insert(engine, table).values(chunk).on_conflict_do_nothing())
+        inserted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    return inserted
+
+
+def write_batch(
+    engine: Engine,
+    articles: Sequence[ArticleRow],
+    dead_letters: Sequence[DeadLetterRow] = (),
+    resolved: Sequence[tuple[str, int, int, str]] = (),
+) -> WriteResult:
+    """Store one batch in one transaction; returns how many rows were new."""
+    article_rows = [
+        {
+            "id": a.id, "source": a.source, "url": a.url, "title": a.title, "body": a.body,
+            "published_at": a.published_at, "fetched_at": a.fetched_at, "lang": a.lang, "tickers": a.tickers,
+            "kafka_partition": a.kafka_partition, "kafka_offset": a.kafka_offset,
+        }  # fmt: skip
+        for a in articles
+    ]
+    ticker_rows = [{"article_id": a.id, "ticker": t} for a in articles for t in dict.fromkeys(a.tickers)]
+    prediction_rows = [
+        {
+            "article_id": a.id, "instruction": p.instruction, "label": p.label, "score": p.score,
+            "distribution": p.distribution, "model_version": p.model_version, "zero_shot": p.zero_shot,
+        }  # fmt: skip
+        for a in articles
+        for p in a.predictions
+    ]
+    dlq_rows = [d.__dict__ for d in dead_letters]
+    with Session(engine) as session, session.begin():
+        articles_inserted = _insert_ignore(session, engine, Article.__table__, _dedup(article_rows, "id"))
+        _insert_ignore(session, engine, ArticleTicker.__table__, ticker_rows)
+        predictions_inserted = _insert_ignore(session, engine, Prediction.__table__, prediction_rows)
+        dlq_inserted = _insert_ignore(session, engine, DeadLetter.__table__, dlq_rows)
+        for topic, partition, offset, resolution in resolved:
+            session.execute(
+                update(DeadLetter)
+                .where(
+                    tuple_(DeadLetter.source_topic, DeadLetter.source_partition, DeadLetter.source_offset)
+                    == (topic, partition, offset),
+                    DeadLetter.resolved_at.is_(None),
+                )
+                .values(resolved_at=func.now(), resolution=resolution)
+            )
+    return WriteResult(articles_inserted, predictions_inserted, dlq_inserted)
+
+
+def _dedup(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """One row per key within a statement (PostgreSQL rejects a conflict inside one INSERT)."""
+    return list({row[key]: row for row in rows}.values())
+
+
+def count_rows(engine: Engine) -> dict[str, int]:
+    """Row counts the demo and the tests account with."""
+    with Session(engine) as session:
+        return {
+            "articles": session.scalar(select(func.count()).select_from(Article)) or 0,
+            "predictions": session.scalar(select(func.count()).select_from(Prediction)) or 0,
+            "dlq_records": session.scalar(
+                select(func.count()).select_from(DeadLetter).where(DeadLetter.resolved_at.is_(None))
+            )
+            or 0,
+        }

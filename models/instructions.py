@@ -1,0 +1,93 @@
+"""Instructions as data: a name, a natural-language text and a label set with descriptions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BUILTIN_PATH = Path(__file__).with_name("instructions.yaml")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class InstructionError(ValueError):
+    """An instruction definition is unusable; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    name: str
+    text: str
+    labels: dict[str, str]  # label -> one-line description, in output order
+    active: bool = True
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.labels)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Instruction:
+        name = str(data.get("name", ""))
+        if not _NAME.match(name):
+            raise InstructionError(f"instruction name {name!r}: lower-case letters, digits and _, starting with a letter")
+        text = str(data.get("text", "")).strip()
+        if not text:
+            raise InstructionError(f"instruction {name!r} has no text")
+        raw = data.get("labels")
+        if isinstance(raw, list):
+            labels = {str(label): "" for label in raw}
+        elif isinstance(raw, dict):
+            labels = {str(k): str(v or "") for k, v in raw.items()}
+        else:
+            raise InstructionError(f"instruction {name!r}: labels must be a list or a mapping label -> description")
+        if len(labels) < 2:
+            raise InstructionError(f"instruction {name!r} needs at least two labels")
+        return cls(name=name, text=text, labels=labels, active=bool(data.get("active", True)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "text": self.text, "labels": dict(self.labels), "active": self.active}
+
+
+@dataclass(frozen=True)
+class InstructionSet:
+    instructions: tuple[Instruction, ...] = field(default_factory=tuple)
+
+    @property
+    def active(self) -> list[Instruction]:
+        return [i for i in self.instructions if i.active]
+
+    def get(self, name: str) -> Instruction:
+        for instruction in self.instructions:
+            if instruction.name == name:
+                return instruction
+        raise KeyError(f"no instruction named {name!r}")
+
+    def names(self) -> list[str]:
+        return [i.name for i in self.instructions]
+
+    @classmethod
+    def of(cls, instructions: Iterable[Instruction]) -> InstructionSet:
+        by_name: dict[str, Instruction] = {}
+        for instruction in instructions:
+            by_name[instruction.name] = instruction
+        return cls(tuple(by_name.values()))
+
+
+def load_yaml(path: Path = BUILTIN_PATH) -> InstructionSet:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, list):
+        raise InstructionError(f"{path}: expected a list of instructions")
+    return InstructionSet.of(Instruction.from_dict(item) for item in data)
+
+
+def builtin() -> InstructionSet:
+    return load_yaml(BUILTIN_PATH)
+
+
+def merge(base: InstructionSet, overrides: Sequence[Instruction]) -> InstructionSet:
+    """Database rows override the shipped YAML by name (operators change built-ins at runtime)."""
+    return InstructionSet.of([*base.instructions, *overrides])

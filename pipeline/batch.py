@@ -1,0 +1,221 @@
+"""What the worker does with one batch of raw Kafka records, independent of Faust.
+
+validate → classify (one call for the whole batch) → store (one transaction) → tell the caller
+what to publish. It is blocking code: the Faust agent runs it in a worker thread so the event
+loop keeps heartbeating to the broker while the model and the database work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from connectors.db.writer import ArticleRow, DeadLetterRow, PredictionRow, WriteResult, write_batch
+from connectors.news_item import NewsItem, Rejection, parse_message
+from models.classifier import Classifier, Output
+from models.instructions import InstructionSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def replayed_from(self) -> tuple[str, int, int] | None:
+        """(topic, partition, offset) of the dead letter this message is a replay of."""
+        for name, value in self.headers:
+            if name == REPLAY_HEADER:
+                topic, partition, offset = value.decode().rsplit(":", 2)
+                return topic, int(partition), int(offset)
+        return None
+
+
+REPLAY_HEADER = "finsent.replayed_from"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: RawRecord
+    code: str
+    reason: str
+
+
+@dataclass
+class BatchOutcome:
+    stored: list[tuple[NewsItem, dict[str, Output]]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    model_version: str = ""
+    write: WriteResult | None = None
+    classify_s: float = 0.0
+    write_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_title_chars: int
+    max_body_chars: int
+
+
+class ModelFailure(RuntimeError):
+    """Inference failed even for a single item; that item is dead-lettered."""
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        engine: Engine,
+        classifier: Callable[[], Classifier],
+        instructions: Callable[[], InstructionSet],
+        limits: Limits,
+        *,
+        db_retry_max_s: float = 30.0,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._engine = engine
+        self._classifier = classifier
+        self._instructions = instructions
+        self._limits = limits
+        self._db_retry_max_s = db_retry_max_s
+        self._stop_requested = stop_requested
+
+    def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        # The model and instruction set are read once per batch: a hot swap takes effect
+        # between batches, never inside one, so every row of a batch has one model version.
+        classifier, instructions = self._classifier(), self._instructions()
+        outcome = BatchOutcome(model_version=classifier.version)
+        valid: list[tuple[RawRecord, NewsItem]] = []
+        for record in records:
+            parsed = parse_message(
+                record.value, max_title_chars=self._limits.max_title_chars, max_body_chars=self._limits.max_body_chars
+            )
+            if isinstance(parsed, Rejection):
+                outcome.dead.append(DeadLetter(record, parsed.code, parsed.reason))
+            else:
+                valid.append((record, parsed))
+
+        began = time.perf_counter()
+        results = self._classify_resilient(classifier, instructions, [item for _, item in valid], outcome, valid)
+        outcome.classify_s = time.perf_counter() - began
+
+        rows: list[ArticleRow] = []
+        for (record, item), result in zip(valid, results, strict=True):
+            if result is None:
+                continue
+            outcome.stored.append((item, result))
+            rows.append(_article_row(record, item, result, classifier.version))
+        dead_rows = [
+            DeadLetterRow(d.record.topic, d.record.partition, d.record.offset, d.record.key, d.code, d.reason,
+                          len(d.record.value or b""))  # fmt: skip
+            for d in outcome.dead
+        ]
+        # A replayed dead letter leaves the DLQ count once this batch has dealt with it again:
+        # 'stored' when it became a row now, 'dead_lettered_again' when it has a new record.
+        stored_offsets = {(r.topic, r.partition, r.offset) for r, _ in valid} - {
+            (d.record.topic, d.record.partition, d.record.offset) for d in outcome.dead
+        }
+        resolutions = [
+            (*origin, "stored" if (record.topic, record.partition, record.offset) in stored_offsets
+             else "dead_lettered_again")
+            for record in records
+            if (origin := record.replayed_from) is not None
+        ]  # fmt: skip
+        began = time.perf_counter()
+        outcome.write = self._write_with_retry(rows, dead_rows, resolutions)
+        outcome.write_s = time.perf_counter() - began
+        return outcome
+
+    def _classify_resilient(
+        self,
+        classifier: Classifier,
+        instructions: InstructionSet,
+        items: list[NewsItem],
+        outcome: BatchOutcome,
+        valid: list[tuple[RawRecord, NewsItem]],
+    ) -> list[dict[str, Output] | None]:
+        """Classify; a failing batch is split in halves until the failing items are isolated."""
+        results: list[dict[str, Output] | None] = [None] * len(items)
+
+        def run(lo: int, hi: int) -> None:
+            if lo >= hi:
+                return
+            try:
+                answers = classifier.classify([item.text for item in items[lo:hi]], instructions)
+                results[lo:hi] = answers
+            except Exception as exc:  # any inference error: isolate it rather than stop the stream
+                if hi - lo == 1:
+                    log.error("item failed inference", extra={"offset": valid[lo][0].offset, "error": repr(exc)})
+                    outcome.dead.append(DeadLetter(valid[lo][0], "model_error", f"inference failed: {exc!r}"[:500]))
+                    return
+                log.warning("batch inference failed; splitting", extra={"size": hi - lo, "error": repr(exc)})
+                mid = (lo + hi) // 2
+                run(lo, mid)
+                run(mid, hi)
+
+        run(0, len(items))
+        return results
+
+    def _write_with_retry(
+        self, rows: list[ArticleRow], dead_rows: list[DeadLetterRow], resolutions: list[tuple[str, int, int, str]]
+    ) -> WriteResult:
+        """A database outage pauses the batch (and so the stream) until the database is back."""
+        delay = 0.5
+        while True:
+            try:
+                return write_batch(self._engine, rows, dead_rows, resolutions)
+            except (OperationalError, DBAPIError) as exc:
+                if not getattr(exc, "connection_invalidated", False) and not isinstance(exc, OperationalError):
+                    raise
+                if self._stop_requested():
+                    raise
+                log.warning("database write failed; retrying", extra={"retry_in_s": delay, "error": str(exc)[:300]})
+                time.sleep(delay)
+                delay = min(delay * 2, self._db_retry_max_s)
+
+
+def _article_row(record: RawRecord, item: NewsItem, result: dict[str, Output], version: str) -> ArticleRow:
+    return ArticleRow(
+        id=item.id,
+        source=item.source,
+        url=item.url,
+        title=item.title,
+        body=item.body,
+        published_at=item.published_at,
+        fetched_at=item.fetched_at,
+        lang=item.lang,
+        tickers=item.tickers,
+        kafka_partition=record.partition,
+        kafka_offset=record.offset,
+        predictions=[
+            PredictionRow(name, out.label, out.score, out.distribution, version, out.zero_shot)
+            for name, out in result.items()
+        ],
+    )
+
+
+def classified_message(item: NewsItem, result: dict[str, Output], version: str) -> dict[str, object]:
+    """The `news.classified` value for one stored article."""
+    return {
+        "schema_version": 1,
+        "id": item.id,
+        "model_version": version,
+        "processed_at": datetime.now(UTC).isoformat(),
+        "tickers": item.tickers,
+        "predictions": {
+            name: {"label": out.label, "score": out.score, "distribution": out.distribution, "zero_shot": out.zero_shot}
+            for name, out in result.items()
+        },
+    }

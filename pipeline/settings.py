@@ -1,0 +1,91 @@
+"""The one typed settings object.
+
+Every tunable of the service is read here, from `FINSENT_*` environment variables, and passed
+down to the lower layers as plain arguments. Nothing below `pipeline` reads the environment,
+so a test (or a second worker in one process) can run with settings of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """All configuration; the README's table documents each field's variable."""
+
+    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="ignore")
+
+    # --- where state lives -------------------------------------------------------------------
+    home: Path = Field(default=REPO_ROOT / ".finsent", description="All local state: db, models, Kafka data.")
+    data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="Labelled data sets.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under home.")
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "finsent", description="Downloaded artifacts.")
+    dev_postgres_port: int = Field(default=55432, description="Port of the development PostgreSQL.")
+
+    # --- Kafka -----------------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_raw: str = "news.raw"
+    topic_dlq: str = "news.dlq"
+    topic_classified: str = "news.classified"
+    topic_labels: str = "news.labels"
+    topic_partitions: int = Field(default=4, ge=1)
+    consumer_group: str = "finsent-worker"
+    kafka_session_timeout_s: float = Field(default=30.0, gt=0)
+    kafka_heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    kafka_max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    kafka_max_poll_interval_s: float = Field(default=300.0, gt=0)
+
+    # --- worker ----------------------------------------------------------------------------------
+    batch_max_items: int = Field(default=256, ge=1)
+    batch_within_s: float = Field(default=0.5, gt=0)
+    max_title_chars: int = Field(default=2_000, ge=1)
+    max_body_chars: int = Field(default=200_000, ge=0)
+    classifier: str = Field(default="standin", description="'standin' (constant, plumbing only).")
+    worker_web_port: int = Field(default=0, ge=0, description="Faust web port; 0 disables it.")
+    db_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the database retry backoff.")
+
+    # --- ingest (fetchers) -------------------------------------------------------------------
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    fetch_min_interval_s: float = Field(default=1.0, ge=0, description="Per-host politeness delay.")
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list, description="Private/loopback hosts or IPs fetchers may reach."
+    )
+    fetch_user_agent: str = "finsent/0.1 (+https://github.com/finsent)"
+    poll_interval_s: float = Field(default=60.0, gt=0)
+
+    # --- operations ----------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    dashboard_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.cache_dir = self.cache_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'finsent.db'}"
+        return self
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def dedup_path(self) -> Path:
+        return self.home / "dedup.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; overrides come from command-line flags."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,194 @@
+"""The Faust worker: `news.raw` → batch → database → `news.classified` / `news.dlq` → ack.
+
+Checkpoint-then-commit: a batch's events are acked (and so become committable offsets) only
+after its rows are committed in the database and its dead letters and classified messages are
+acknowledged by Kafka. A crash anywhere before that redelivers the batch; the idempotent writes
+turn the redelivery into no new rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from sqlalchemy import Engine
+
+from connectors.db.engine import make_engine
+from connectors.db.migrate import require_current
+from connectors.kafka_io import TopicSpec, ensure_topics
+from models.classifier import Classifier
+from models.instructions import InstructionSet
+from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
+from pipeline.runtime import ClassifierProvider, InstructionProvider
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _kafka_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def build_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    classifier: ClassifierProvider | None = None,
+    instructions: InstructionProvider | None = None,
+) -> faust.App:
+    """Wire a Faust app whose one agent runs the batch pipeline."""
+    engine = engine or make_engine(settings.database_url)
+    classifier = classifier or ClassifierProvider.from_settings(settings, engine)
+    instructions = instructions or InstructionProvider(engine)
+    datadir = settings.home / "faust" / settings.consumer_group
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.consumer_group,
+        broker=_kafka_url(settings.kafka_bootstrap),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        datadir=str(datadir),
+        web_enabled=settings.worker_web_port > 0,
+        web_port=settings.worker_web_port or 6066,
+        web_bind="127.0.0.1",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_max_poll_interval=settings.kafka_max_poll_interval_s,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=settings.kafka_max_message_bytes,
+        producer_max_request_size=settings.kafka_max_message_bytes,
+        producer_acks=-1,
+        topic_disable_leader=True,
+        stream_buffer_maxsize=max(2 * settings.batch_max_items, 512),
+    )
+    raw = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
+    stop_flag = threading.Event()
+    processor = BatchProcessor(
+        engine,
+        classifier.current,
+        instructions.current,
+        Limits(settings.max_title_chars, settings.max_body_chars),
+        db_retry_max_s=settings.db_retry_max_s,
+        stop_requested=stop_flag.is_set,
+    )
+    # One thread: batches are processed in order, and torch uses its own intra-op threads.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsent-batch")
+
+    @app.agent(raw, name="classify")
+    async def classify(stream: faust.StreamT[Any]) -> None:
+        async for events in stream.noack_take(settings.batch_max_items, within=settings.batch_within_s):
+            records = [_record(event) for event in events]
+            loop = asyncio.get_running_loop()
+            outcome: BatchOutcome = await loop.run_in_executor(pool, processor.process, records)
+            await _publish(app, settings, outcome)
+            for event in events:
+                await stream.ack(event)
+            _log_batch(outcome, len(records))
+
+    @app.task
+    async def prepare() -> None:
+        require_current(engine)
+
+    app.finsent_stop_flag = stop_flag  # type: ignore[attr-defined]
+    return app
+
+
+def _record(event: faust.EventT[Any]) -> RawRecord:
+    message = event.message
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key if isinstance(message.key, bytes | None) else str(message.key).encode(),
+        value=message.value if isinstance(message.value, bytes | None) else bytes(message.value),
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        headers=tuple((str(k), bytes(v or b"")) for k, v in _headers(message.headers)),
+    )
+
+
+def _headers(headers: Any) -> list[tuple[Any, Any]]:
+    if not headers:
+        return []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
+async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) -> None:
+    """Send dead letters and classified results; return once Kafka acknowledged every one."""
+    producer = app.producer
+    futures = []
+    now = datetime.now(UTC).isoformat().encode()
+    for dead in outcome.dead:
+        record = dead.record
+        headers = [
+            ("finsent.reason_code", dead.code.encode()),
+            ("finsent.reason", dead.reason.encode("utf-8", "replace")[:1000]),
+            ("finsent.source_topic", record.topic.encode()),
+            ("finsent.source_partition", str(record.partition).encode()),
+            ("finsent.source_offset", str(record.offset).encode()),
+            ("finsent.dead_lettered_at", now),
+        ]
+        futures.append(
+            await producer.send(
+                settings.topic_dlq, record.key, record.value, partition=None, timestamp=None, headers=headers
+            )
+        )
+    for item, result in outcome.stored:
+        value = json.dumps(classified_message(item, result, outcome.model_version), ensure_ascii=False).encode()
+        futures.append(
+            await producer.send(
+                settings.topic_classified, item.id.encode(), value, partition=None, timestamp=None, headers=None
+            )
+        )
+    if futures:
+        await asyncio.gather(*futures)
+
+
+def _log_batch(outcome: BatchOutcome, size: int) -> None:
+    write = outcome.write
+    log.info(
+        "batch stored",
+        extra={
+            "size": size,
+            "stored": len(outcome.stored),
+            "dead_lettered": len(outcome.dead),
+            "articles_new": write.articles_inserted if write else 0,
+            "model_version": outcome.model_version,
+            "classify_s": round(outcome.classify_s, 4),
+            "write_s": round(outcome.write_s, 4),
+        },
+    )
+
+
+def declare_topics(settings: Settings) -> None:
+    ensure_topics(
+        settings.kafka_bootstrap,
+        [
+            TopicSpec(settings.topic_raw, settings.topic_partitions),
+            TopicSpec(settings.topic_dlq, settings.topic_partitions),
+            TopicSpec(settings.topic_classified, settings.topic_partitions),
+            TopicSpec(settings.topic_labels, settings.topic_partitions),
+        ],
+        settings.kafka_max_message_bytes,
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; Faust commits acked offsets on the way out."""
+    declare_topics(settings)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        app.finsent_stop_flag.set()  # type: ignore[attr-defined]
+
+
+__all__ = ["Classifier", "InstructionSet", "build_app", "declare_topics", "run_worker"]
