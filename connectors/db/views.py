@@ -63,8 +63,8 @@ SELECT {bucket} AS bucket, {key} AS {dimension},
        SUM(CASE WHEN c.sentiment = 'negative' THEN 1 ELSE 0 END) AS negative,
        SUM(CASE WHEN c.sentiment = 'neutral' THEN 1 ELSE 0 END) AS neutral,
        SUM(CASE WHEN c.sentiment = 'positive' THEN 1 ELSE 0 END) AS positive,
-       AVG(CASE WHEN c.sentiment = 'negative' THEN 1.0 ELSE 0.0 END) AS negative_share,
-       AVG(c.sentiment_signed) AS mean_sentiment
+       CAST(AVG(CASE WHEN c.sentiment = 'negative' THEN 1.0 ELSE 0.0 END) AS FLOAT) AS negative_share,
+       CAST(AVG(c.sentiment_signed) AS FLOAT) AS mean_sentiment
 FROM {source}
 WHERE {key} IS NOT NULL
 GROUP BY {bucket}, {key}"""

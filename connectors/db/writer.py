@@ -80,8 +80,10 @@ def _insert_ignore(session: Session, engine: Engine, table: Table, rows: Sequenc
     inserted = 0
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        result = session.execute(_insert(engine, table).values(chunk).on_conflict_do_nothing())
-        inserted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        # RETURNING lists only the rows actually inserted (rowcount is unreliable for multi-row
+        # INSERT ... ON CONFLICT across drivers).
+        statement = _insert(engine, table).values(chunk).on_conflict_do_nothing()
+        inserted += len(session.execute(statement.returning(*table.primary_key.columns)).all())
     return inserted
 
 

@@ -1,0 +1,19 @@
+# The two commands of the README: `make demo` and `make test`.
+.PHONY: demo test venv lint services-up services-down bench
+
+venv:
+	bash scripts/bootstrap.sh
+
+demo: venv
+	.venv/bin/finsent --text-logs demo
+
+test: venv
+	bash scripts/test.sh
+
+lint: venv
+	.venv/bin/python -m ruff check .
+	.venv/bin/python -m ruff format --check .
+	.venv/bin/python -m mypy pipeline models connectors alerts
+
+bench: venv
+	bash scripts/bench.sh

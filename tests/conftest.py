@@ -1,0 +1,182 @@
+"""Fixtures on real services: the project's Kafka broker and PostgreSQL cluster.
+
+`make test` starts both; run alone, pytest starts them itself through the same devstack code.
+Each test gets its own topics, consumer group and PostgreSQL database, so tests never see
+each other's messages or rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from connectors.db.engine import make_engine
+from connectors.db.migrate import upgrade
+from pipeline.devstack import kafka as devkafka
+from pipeline.devstack import postgres as devpg
+from pipeline.settings import REPO_ROOT, Settings
+
+TEST_HOME = Path(os.environ.get("FINSENT_HOME", REPO_ROOT / ".finsent-test"))
+KAFKA = os.environ.get("FINSENT_TEST_KAFKA", "127.0.0.1:19092")
+PG_PORT = int(os.environ.get("FINSENT_TEST_PG_PORT", "55432"))
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+FINSENT = str(Path(sys.executable).with_name("finsent"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    port = int(KAFKA.rsplit(":", 1)[1])
+    config = devkafka.BrokerConfig(
+        data_dir=TEST_HOME / "kafka", cache_dir=Settings().cache_dir, port=port, controller_port=port + 1
+    )
+    if not devkafka.is_ready(KAFKA):
+        devkafka.start(config)
+    return KAFKA
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> devpg.PostgresConfig:
+    config = devpg.PostgresConfig(data_dir=TEST_HOME / "postgres", port=PG_PORT)
+    devpg.start(config)
+    return config
+
+
+@pytest.fixture
+def pg_url(pg_server: devpg.PostgresConfig) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = devpg.create_database(pg_server, name)
+    upgrade(url)
+    yield url
+    devpg.drop_database(pg_server, name)
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'finsent.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not (DATA_DIR / "tfn_topic" / "train.csv").exists():
+        pytest.skip(f"shared data sets not found in {DATA_DIR}")
+    return DATA_DIR
+
+
+@dataclass
+class Stack:
+    """Settings of one test's pipeline: its own topics, group and database."""
+
+    kafka: str
+    database_url: str
+    home: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FINSENT_HOME": str(self.home),
+            "FINSENT_KAFKA_BOOTSTRAP": self.kafka,
+            "FINSENT_DATABASE_URL": self.database_url,
+            "FINSENT_TOPIC_RAW": f"t{self.run_id}.news.raw",
+            "FINSENT_TOPIC_DLQ": f"t{self.run_id}.news.dlq",
+            "FINSENT_TOPIC_CLASSIFIED": f"t{self.run_id}.news.classified",
+            "FINSENT_TOPIC_LABELS": f"t{self.run_id}.news.labels",
+            "FINSENT_CONSUMER_GROUP": f"t{self.run_id}-worker",
+            "FINSENT_KAFKA_SESSION_TIMEOUT_S": "6",
+            "FINSENT_KAFKA_HEARTBEAT_INTERVAL_S": "1",
+            "FINSENT_BATCH_WITHIN_S": "0.3",
+            "FINSENT_LOG_FORMAT": "json",
+            "FINSENT_LOG_LEVEL": "INFO",
+        }
+
+    def settings(self) -> Settings:
+        fields = {k.removeprefix("FINSENT_").lower(): v for k, v in self.env.items() if k.startswith("FINSENT_")}
+        return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
+
+    def finsent(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [FINSENT, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        assert result.returncode == 0, f"finsent {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+        return result
+
+
+class WorkerProcess:
+    """`finsent worker` as a real OS process, so tests can SIGKILL it like a crash would."""
+
+    def __init__(self, stack: Stack, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        self.proc = subprocess.Popen([FINSENT, "worker"], env=stack.env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def batch_logs(self) -> list[dict[str, object]]:
+        entries = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"batch stored"' in line:
+                entries.append(json.loads(line))
+        return entries
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, pg_url: str, tmp_path: Path) -> Stack:
+    return Stack(kafka=kafka_bootstrap, database_url=pg_url, home=tmp_path / "home")
+
+
+@pytest.fixture
+def workers(stack: Stack, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(stack, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,46 @@
+"""Reading topics and consumer-group positions straight from the broker, for assertions."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+
+def read_all(bootstrap: str, topic: str, max_bytes: int = 64 * 1024 * 1024) -> list[ConsumerRecord]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=max_bytes,
+        fetch_max_bytes=max_bytes,
+        consumer_timeout_ms=3000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages in `topic` not yet committed by `group` (all of them before its first commit)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        end = consumer.end_offsets(partitions)
+        committed = admin.list_consumer_group_offsets(group)
+        return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def raw_producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=32 * 1024 * 1024, linger_ms=10)
