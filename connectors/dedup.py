@@ -29,7 +29,10 @@ class DedupStore:
     def seen(self, item: NewsItem) -> bool:
         keys = self.keys(item)
         marks = ",".join("?" * len(keys))
-        return self._conn.execute(f"SELECT 1 FROM seen WHERE key IN ({marks}) LIMIT 1", keys).fetchone() is not None
+        return (
+            self._conn.execute(f"SELECT 1 FROM seen WHERE key IN ({marks}) LIMIT 1", keys).fetchone()
+            is not None
+        )
 
     def remember(self, items: Iterable[NewsItem]) -> None:
         rows = [(key, item.id) for item in items for key in self.keys(item)]

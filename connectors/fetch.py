@@ -53,7 +53,12 @@ class FetchResult:
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
     )
 
 
@@ -119,7 +124,9 @@ class PoliteFetcher:
                         raise FetchError(f"GET {_redact(current)} answered HTTP {response.status_code}")
                     declared = int(response.headers.get("content-length") or 0)
                     if declared > self._policy.max_bytes:
-                        raise FetchError(f"response of {declared} bytes exceeds the {self._policy.max_bytes} limit")
+                        raise FetchError(
+                            f"response of {declared} bytes exceeds the {self._policy.max_bytes} limit"
+                        )
                     content = self._read_capped(response)
                     self._remember_validators(current, response.headers)
                     return FetchResult(current, response.status_code, content, dict(response.headers))

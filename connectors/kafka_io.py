@@ -6,6 +6,7 @@ version of one article lands on one partition, in order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,10 +42,9 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], max_message_bytes
             if spec.name not in existing
         ]
         if wanted:
-            try:
+            # Another process may create a topic between our list and create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between our list and create
     finally:
         admin.close()
 
@@ -74,7 +74,8 @@ class NewsProducer:
 
     def publish(self, items: Sequence[NewsItem], timeout_s: float = 120.0) -> int:
         futures = [
-            self._producer.send(self._topic, key=item.id.encode(), value=item.to_json_bytes()) for item in items
+            self._producer.send(self._topic, key=item.id.encode(), value=item.to_json_bytes())
+            for item in items
         ]
         self._producer.flush(timeout=timeout_s)
         for future in futures:

@@ -52,7 +52,9 @@ def normalise_title(title: str) -> str:
 def canonical_url(url: str) -> str:
     """One spelling per article URL: lower-case host, no fragment, no tracking parameters."""
     parts = urlsplit(url.strip())
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k))
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)
+    )
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
 
@@ -168,9 +170,7 @@ class Rejection:
     reason: str
 
 
-def parse_message(
-    value: bytes | None, *, max_title_chars: int, max_body_chars: int
-) -> NewsItem | Rejection:
+def parse_message(value: bytes | None, *, max_title_chars: int, max_body_chars: int) -> NewsItem | Rejection:
     """Decode and validate one `news.raw` value; never raises on bad input."""
     if value is None:
         return Rejection("empty", "message has no value (tombstone)")
@@ -207,6 +207,8 @@ def parse_message(
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()[:5]]
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()[:5]
+        ]
         return "; ".join(parts)[:500]
     return "JSON nested too deeply"

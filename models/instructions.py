@@ -33,7 +33,9 @@ class Instruction:
     def from_dict(cls, data: dict[str, Any]) -> Instruction:
         name = str(data.get("name", ""))
         if not _NAME.match(name):
-            raise InstructionError(f"instruction name {name!r}: lower-case letters, digits and _, starting with a letter")
+            raise InstructionError(
+                f"instruction name {name!r}: lower-case letters, digits and _, starting with a letter"
+            )
         text = str(data.get("text", "")).strip()
         if not text:
             raise InstructionError(f"instruction {name!r} has no text")
@@ -43,7 +45,9 @@ class Instruction:
         elif isinstance(raw, dict):
             labels = {str(k): str(v or "") for k, v in raw.items()}
         else:
-            raise InstructionError(f"instruction {name!r}: labels must be a list or a mapping label -> description")
+            raise InstructionError(
+                f"instruction {name!r}: labels must be a list or a mapping label -> description"
+            )
         if len(labels) < 2:
             raise InstructionError(f"instruction {name!r} needs at least two labels")
         return cls(name=name, text=text, labels=labels, active=bool(data.get("active", True)))

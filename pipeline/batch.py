@@ -100,7 +100,9 @@ class BatchProcessor:
         valid: list[tuple[RawRecord, NewsItem]] = []
         for record in records:
             parsed = parse_message(
-                record.value, max_title_chars=self._limits.max_title_chars, max_body_chars=self._limits.max_body_chars
+                record.value,
+                max_title_chars=self._limits.max_title_chars,
+                max_body_chars=self._limits.max_body_chars,
             )
             if isinstance(parsed, Rejection):
                 outcome.dead.append(DeadLetter(record, parsed.code, parsed.reason))
@@ -108,7 +110,9 @@ class BatchProcessor:
                 valid.append((record, parsed))
 
         began = time.perf_counter()
-        results = self._classify_resilient(classifier, instructions, [item for _, item in valid], outcome, valid)
+        results = self._classify_resilient(
+            classifier, instructions, [item for _, item in valid], outcome, valid
+        )
         outcome.classify_s = time.perf_counter() - began
 
         rows: list[ArticleRow] = []
@@ -118,8 +122,15 @@ class BatchProcessor:
             outcome.stored.append((item, result))
             rows.append(_article_row(record, item, result, classifier.version))
         dead_rows = [
-            DeadLetterRow(d.record.topic, d.record.partition, d.record.offset, d.record.key, d.code, d.reason,
-                          len(d.record.value or b""))  # fmt: skip
+            DeadLetterRow(
+                d.record.topic,
+                d.record.partition,
+                d.record.offset,
+                d.record.key,
+                d.code,
+                d.reason,
+                len(d.record.value or b""),
+            )
             for d in outcome.dead
         ]
         # A replayed dead letter leaves the DLQ count once this batch has dealt with it again:
@@ -128,11 +139,15 @@ class BatchProcessor:
             (d.record.topic, d.record.partition, d.record.offset) for d in outcome.dead
         }
         resolutions = [
-            (*origin, "stored" if (record.topic, record.partition, record.offset) in stored_offsets
-             else "dead_lettered_again")
+            (
+                *origin,
+                "stored"
+                if (record.topic, record.partition, record.offset) in stored_offsets
+                else "dead_lettered_again",
+            )
             for record in records
             if (origin := record.replayed_from) is not None
-        ]  # fmt: skip
+        ]
         began = time.perf_counter()
         outcome.write = self._write_with_retry(rows, dead_rows, resolutions)
         outcome.write_s = time.perf_counter() - began
@@ -157,8 +172,12 @@ class BatchProcessor:
                 results[lo:hi] = answers
             except Exception as exc:  # any inference error: isolate it rather than stop the stream
                 if hi - lo == 1:
-                    log.error("item failed inference", extra={"offset": valid[lo][0].offset, "error": repr(exc)})
-                    outcome.dead.append(DeadLetter(valid[lo][0], "model_error", f"inference failed: {exc!r}"[:500]))
+                    log.error(
+                        "item failed inference", extra={"offset": valid[lo][0].offset, "error": repr(exc)}
+                    )
+                    outcome.dead.append(
+                        DeadLetter(valid[lo][0], "model_error", f"inference failed: {exc!r}"[:500])
+                    )
                     return
                 log.warning("batch inference failed; splitting", extra={"size": hi - lo, "error": repr(exc)})
                 mid = (lo + hi) // 2
@@ -169,7 +188,10 @@ class BatchProcessor:
         return results
 
     def _write_with_retry(
-        self, rows: list[ArticleRow], dead_rows: list[DeadLetterRow], resolutions: list[tuple[str, int, int, str]]
+        self,
+        rows: list[ArticleRow],
+        dead_rows: list[DeadLetterRow],
+        resolutions: list[tuple[str, int, int, str]],
     ) -> WriteResult:
         """A database outage pauses the batch (and so the stream) until the database is back."""
         delay = 0.5
@@ -177,11 +199,15 @@ class BatchProcessor:
             try:
                 return write_batch(self._engine, rows, dead_rows, resolutions)
             except (OperationalError, DBAPIError) as exc:
-                if not getattr(exc, "connection_invalidated", False) and not isinstance(exc, OperationalError):
+                if not getattr(exc, "connection_invalidated", False) and not isinstance(
+                    exc, OperationalError
+                ):
                     raise
                 if self._stop_requested():
                     raise
-                log.warning("database write failed; retrying", extra={"retry_in_s": delay, "error": str(exc)[:300]})
+                log.warning(
+                    "database write failed; retrying", extra={"retry_in_s": delay, "error": str(exc)[:300]}
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, self._db_retry_max_s)
 
@@ -215,7 +241,12 @@ def classified_message(item: NewsItem, result: dict[str, Output], version: str) 
         "processed_at": datetime.now(UTC).isoformat(),
         "tickers": item.tickers,
         "predictions": {
-            name: {"label": out.label, "score": out.score, "distribution": out.distribution, "zero_shot": out.zero_shot}
+            name: {
+                "label": out.label,
+                "score": out.score,
+                "distribution": out.distribution,
+                "zero_shot": out.zero_shot,
+            }
             for name, out in result.items()
         },
     }

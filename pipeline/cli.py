@@ -17,7 +17,9 @@ log = logging.getLogger("finsent")
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings()
-    logs.configure(settings.log_level, settings.log_format if not getattr(args, "text_logs", False) else "text")
+    logs.configure(
+        settings.log_level, settings.log_format if not getattr(args, "text_logs", False) else "text"
+    )
     return settings
 
 
@@ -55,13 +57,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     declare_topics(settings)
-    producer = NewsProducer(make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes), settings.topic_raw)
+    producer = NewsProducer(
+        make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes), settings.topic_raw
+    )
     dedup = None if args.no_dedup else DedupStore(settings.dedup_path)
     report = IngestReport()
     try:
         if args.file:
             source = FileSource(
-                Path(args.file), source=args.source, rate_per_s=args.rate, limit=args.limit, on_error=report.record_error
+                Path(args.file),
+                source=args.source,
+                rate_per_s=args.rate,
+                limit=args.limit,
+                on_error=report.record_error,
             )
             ingest(source.items(), producer, dedup, report=report)
         else:
@@ -74,8 +82,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     user_agent=settings.fetch_user_agent,
                 )
             )
-            polled = FeedSource(args.feed, fetcher, source=args.source, on_error=report.record_error) if args.feed else (
-                JsonApiSource(ApiConfig.load(Path(args.api)), fetcher, on_error=report.record_error)
+            polled = (
+                FeedSource(args.feed, fetcher, source=args.source, on_error=report.record_error)
+                if args.feed
+                else (JsonApiSource(ApiConfig.load(Path(args.api)), fetcher, on_error=report.record_error))
             )
             while True:
                 try:

@@ -53,7 +53,9 @@ def _sources(settings: Settings) -> list[Path]:
 def _items(settings: Settings, limit: int) -> Iterator[NewsItem]:
     """Round-robin over the data sets so the demo shows every kind of headline."""
     streams = [
-        FileSource(path, source=f"demo:{path.parent.name if path != SAMPLE else 'sample'}", columns=None).items()
+        FileSource(
+            path, source=f"demo:{path.parent.name if path != SAMPLE else 'sample'}", columns=None
+        ).items()
         for path in _sources(settings)
     ]
     seen: set[str] = set()
@@ -87,7 +89,10 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
     print(f"finsent demo — Kafka {settings.kafka_bootstrap}, database {database_url}")
     if not devkafka.is_ready(settings.kafka_bootstrap):
         broker = broker_config(settings)
-        print(f"starting the local Kafka broker ({devkafka.KAFKA_VERSION}, from Maven Central; first run downloads it)")
+        print(
+            f"starting the local Kafka broker {devkafka.KAFKA_VERSION} "
+            "(from Maven Central; the first run downloads it)"
+        )
         seconds = devkafka.start(broker)
         print(f"Kafka ready in {seconds:.1f} s")
     upgrade(database_url)
@@ -159,7 +164,9 @@ def _follow(engine: object, worker: subprocess.Popen[bytes], expected: int, time
 def _drop_topics(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        admin.delete_topics([settings.topic_raw, settings.topic_dlq, settings.topic_classified, settings.topic_labels])
+        admin.delete_topics(
+            [settings.topic_raw, settings.topic_dlq, settings.topic_classified, settings.topic_labels]
+        )
     except Exception as exc:  # leftover demo topics are harmless; say so and go on
         print(f"(could not delete the demo topics: {exc})")
     finally:
@@ -169,12 +176,20 @@ def _drop_topics(settings: Settings) -> None:
 def _summary(engine: object, published: int, good: int, counts: dict[str, int], url: str) -> None:
     with engine.connect() as conn:  # type: ignore[attr-defined]
         topics = conn.execute(
-            text("SELECT topic, COUNT(*) FROM v_articles_classified GROUP BY topic ORDER BY COUNT(*) DESC LIMIT 5")
+            text(
+                "SELECT topic, COUNT(*) FROM v_articles_classified "
+                "GROUP BY topic ORDER BY COUNT(*) DESC LIMIT 5"
+            )
         ).all()
         mix = conn.execute(
-            text("SELECT sentiment, COUNT(*) FROM v_articles_classified GROUP BY sentiment ORDER BY COUNT(*) DESC")
+            text(
+                "SELECT sentiment, COUNT(*) FROM v_articles_classified "
+                "GROUP BY sentiment ORDER BY COUNT(*) DESC"
+            )
         ).all()
-        reasons = conn.execute(text("SELECT reason_code, COUNT(*) FROM dlq_records GROUP BY reason_code")).all()
+        reasons = conn.execute(
+            text("SELECT reason_code, COUNT(*) FROM dlq_records GROUP BY reason_code")
+        ).all()
     print()
     print("=== summary ===")
     print(f"messages in:        {published} ({good} news items, {published - good} malformed)")
@@ -188,4 +203,6 @@ def _summary(engine: object, published: int, good: int, counts: dict[str, int], 
     print()
     print(f"look further: sqlite3 {url.removeprefix('sqlite:///')}")
     print("  SELECT topic, items, negative_share FROM v_topic_sentiment_daily ORDER BY items DESC;")
-    print("  SELECT ticker, items, mean_sentiment FROM v_ticker_sentiment_daily ORDER BY items DESC LIMIT 10;")
+    print(
+        "  SELECT ticker, items, mean_sentiment FROM v_ticker_sentiment_daily ORDER BY items DESC LIMIT 10;"
+    )

@@ -51,7 +51,10 @@ def replay_dead_letters(settings: Settings, engine: Engine, reason_code: str | N
     )
     producer = make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes, "finsent-dlq-replay")
     try:
-        partitions = [TopicPartition(settings.topic_dlq, p) for p in consumer.partitions_for_topic(settings.topic_dlq) or []]
+        partitions = [
+            TopicPartition(settings.topic_dlq, p)
+            for p in consumer.partitions_for_topic(settings.topic_dlq) or []
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
@@ -96,6 +99,8 @@ def unresolved_count(engine: Engine, origins: list[tuple[str, int, int]] | None 
         query = select(DeadLetter.id).where(DeadLetter.resolved_at.is_(None))
         if origins:
             query = query.where(
-                tuple_(DeadLetter.source_topic, DeadLetter.source_partition, DeadLetter.source_offset).in_(origins)
+                tuple_(DeadLetter.source_topic, DeadLetter.source_partition, DeadLetter.source_offset).in_(
+                    origins
+                )
             )
         return len(session.scalars(query).all())

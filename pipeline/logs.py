@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,14 +42,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+_NOISY = ("kafka", "aiokafka", "faust", "mode", "httpx", "alembic")
+
+
+def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
+    """The logging configuration, also handed to Faust's worker (which would otherwise replace it)."""
+    level = level.upper()
+    quiet = "WARNING" if logging.getLevelName(level) in (logging.DEBUG, logging.INFO) else level
+    formatter: dict[str, Any] = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": formatter},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {name: {"level": quiet} for name in _NOISY},
+    }
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    logging.config.dictConfig(dict_config(level, fmt))

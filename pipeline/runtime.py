@@ -19,7 +19,6 @@ from models.classifier import Classifier, StandInClassifier
 from models.instructions import Instruction, InstructionSet, builtin, merge
 from pipeline.settings import Settings
 
-
 T = TypeVar("T")
 
 
@@ -51,7 +50,8 @@ class InstructionProvider(_Refreshing[InstructionSet]):
         with Session(self._engine) as session:
             rows = session.scalars(select(InstructionRow)).all()
         overrides = [
-            Instruction(name=row.name, text=row.text, labels=dict(row.labels), active=row.active) for row in rows
+            Instruction(name=row.name, text=row.text, labels=dict(row.labels), active=row.active)
+            for row in rows
         ]
         return merge(builtin(), overrides)
 

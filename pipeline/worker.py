@@ -14,7 +14,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from sqlalchemy import Engine
@@ -24,6 +24,7 @@ from connectors.db.migrate import require_current
 from connectors.kafka_io import TopicSpec, ensure_topics
 from models.classifier import Classifier
 from models.instructions import InstructionSet
+from pipeline import logs
 from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
 from pipeline.runtime import ClassifierProvider, InstructionProvider
 from pipeline.settings import Settings
@@ -84,7 +85,12 @@ def build_app(
 
     @app.agent(raw, name="classify")
     async def classify(stream: faust.StreamT[Any]) -> None:
-        async for events in stream.noack_take(settings.batch_max_items, within=settings.batch_within_s):
+        # noack_take is on the concrete Stream (not on the StreamT protocol): it hands us the
+        # events unacked, so offsets become committable only after the batch is stored.
+        batches = cast(faust.Stream[Any], stream).noack_take(
+            settings.batch_max_items, within=settings.batch_within_s
+        )
+        async for events in batches:
             records = [_record(event) for event in events]
             loop = asyncio.get_running_loop()
             outcome: BatchOutcome = await loop.run_in_executor(pool, processor.process, records)
@@ -141,10 +147,17 @@ async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) ->
             )
         )
     for item, result in outcome.stored:
-        value = json.dumps(classified_message(item, result, outcome.model_version), ensure_ascii=False).encode()
+        value = json.dumps(
+            classified_message(item, result, outcome.model_version), ensure_ascii=False
+        ).encode()
         futures.append(
             await producer.send(
-                settings.topic_classified, item.id.encode(), value, partition=None, timestamp=None, headers=None
+                settings.topic_classified,
+                item.id.encode(),
+                value,
+                partition=None,
+                timestamp=None,
+                headers=None,
             )
         )
     if futures:
@@ -184,7 +197,13 @@ def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust commits acked offsets on the way out."""
     declare_topics(settings)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.lower(),
+        logging_config=logs.dict_config(settings.log_level, settings.log_format),
+        quiet=True,
+        redirect_stdouts=False,
+    )
     try:
         worker.execute_from_commandline()
     finally:

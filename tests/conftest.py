@@ -111,14 +111,18 @@ class Stack:
         }
 
     def settings(self) -> Settings:
-        fields = {k.removeprefix("FINSENT_").lower(): v for k, v in self.env.items() if k.startswith("FINSENT_")}
+        fields = {
+            k.removeprefix("FINSENT_").lower(): v for k, v in self.env.items() if k.startswith("FINSENT_")
+        }
         return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
 
     def finsent(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [FINSENT, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
-        assert result.returncode == 0, f"finsent {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"finsent {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+        )
         return result
 
 
@@ -128,7 +132,9 @@ class WorkerProcess:
     def __init__(self, stack: Stack, log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the process's life
-        self.proc = subprocess.Popen([FINSENT, "worker"], env=stack.env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [FINSENT, "worker"], env=stack.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None

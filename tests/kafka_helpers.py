@@ -35,7 +35,7 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         end = consumer.end_offsets(partitions)
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
         return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
     finally:
         consumer.close()
@@ -43,4 +43,16 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
 
 
 def raw_producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=32 * 1024 * 1024, linger_ms=10)
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=32 * 1024 * 1024, linger_ms=10
+    )
+
+
+def stable_members(bootstrap: str, group: str) -> int:
+    """Members of `group` once it is Stable (0 while it is still rebalancing)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_groups([group]).get(group) or {}
+        return len(described.get("members") or []) if described.get("group_state") == "Stable" else 0
+    finally:
+        admin.close()

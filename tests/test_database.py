@@ -22,14 +22,20 @@ def _article(i: int, sentiment: str, topic: str, tickers: list[str], hour: int =
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
     probs[sentiment] = 0.8
     return ArticleRow(
-        id=f"article{i:04d}", source="test", url=None, title=f"headline {i}", body="",
-        published_at=datetime(2026, 3, 2, hour, 15, tzinfo=UTC), fetched_at=datetime(2026, 3, 2, hour, 16, tzinfo=UTC),
-        lang="en", tickers=tickers,
+        id=f"article{i:04d}",
+        source="test",
+        url=None,
+        title=f"headline {i}",
+        body="",
+        published_at=datetime(2026, 3, 2, hour, 15, tzinfo=UTC),
+        fetched_at=datetime(2026, 3, 2, hour, 16, tzinfo=UTC),
+        lang="en",
+        tickers=tickers,
         predictions=[
             PredictionRow("sentiment", sentiment, 0.8, probs, "v1"),
             PredictionRow("topic", topic, 0.9, {topic: 0.9, "Macro": 0.1}, "v1"),
         ],
-    )  # fmt: skip
+    )
 
 
 def _fill(engine: Engine) -> None:
@@ -48,8 +54,10 @@ def _fill(engine: Engine) -> None:
 def _check_views(engine: Engine) -> None:
     with engine.connect() as conn:
         topic = conn.execute(
-            text("SELECT topic, items, negative, positive, negative_share, mean_sentiment "
-                 "FROM v_topic_sentiment_hourly ORDER BY topic")  # fmt: skip
+            text(
+                "SELECT topic, items, negative, positive, negative_share, mean_sentiment "
+                "FROM v_topic_sentiment_hourly ORDER BY topic"
+            )
         ).all()
         assert [(r[0], r[1], r[2], r[3]) for r in topic] == [("Earnings", 3, 2, 1), ("Macro", 1, 0, 0)]
         assert topic[0][4] == pytest.approx(2 / 3)
@@ -82,8 +90,14 @@ def test_latest_prediction_wins_in_views(sqlite_url: str) -> None:
         p.model_version = "v2"
     write_batch(engine, [newer])
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT sentiment, model_version FROM v_articles_classified WHERE article_id = 'article0001'")).one()
-        kept = conn.execute(text("SELECT COUNT(*) FROM predictions WHERE article_id = 'article0001'")).scalar()
+        row = conn.execute(
+            text(
+                "SELECT sentiment, model_version FROM v_articles_classified WHERE article_id = 'article0001'"
+            )
+        ).one()
+        kept = conn.execute(
+            text("SELECT COUNT(*) FROM predictions WHERE article_id = 'article0001'")
+        ).scalar()
     assert tuple(row) == ("positive", "v2") and kept == 4
 
 

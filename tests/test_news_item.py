@@ -29,14 +29,21 @@ def test_ids_are_stable_across_url_spellings_and_differ_between_articles() -> No
 
 
 def test_id_without_url_uses_source_and_normalised_title() -> None:
-    assert article_id("wire", None, "Apple beats  estimates!") == article_id("WIRE", None, "apple beats estimates")
-    assert article_id("wire", None, "Apple beats estimates") != article_id("other", None, "Apple beats estimates")
+    assert article_id("wire", None, "Apple beats  estimates!") == article_id(
+        "WIRE", None, "apple beats estimates"
+    )
+    assert article_id("wire", None, "Apple beats estimates") != article_id(
+        "other", None, "Apple beats estimates"
+    )
 
 
 def test_tickers_are_cashtags_upper_cased_in_order_without_repeats() -> None:
     assert extract_tickers("$aapl up, $MSFT down, $AAPL again; costs $5 and $BRK.B", "body $tsla") == [
-        "AAPL", "MSFT", "BRK.B", "TSLA",
-    ]  # fmt: skip
+        "AAPL",
+        "MSFT",
+        "BRK.B",
+        "TSLA",
+    ]
 
 
 def test_clean_text_strips_markup_scripts_entities_and_controls() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -19,23 +20,38 @@ from connectors.sources.files import FileSource
 from connectors.sources.http_api import ApiConfig, JsonApiSource
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><language>en</language>
-<item><title>$AAPL &lt;b&gt;beats&lt;/b&gt; estimates</title><link>https://news.test/a?utm_source=rss</link>
-<description>&lt;p&gt;Apple results &amp;amp; guidance&lt;/p&gt;</description><pubDate>Mon, 02 Mar 2026 10:00:00 GMT</pubDate></item>
+<item><title>$AAPL &lt;b&gt;beats&lt;/b&gt; estimates</title>
+<link>https://news.test/a?utm_source=rss</link>
+<description>&lt;p&gt;Apple results &amp;amp; guidance&lt;/p&gt;</description>
+<pubDate>Mon, 02 Mar 2026 10:00:00 GMT</pubDate></item>
 <item><title>Fed holds rates</title><link>https://news.test/b</link></item>
 <item><title></title><link>https://news.test/empty</link></item>
 </channel></rss>"""
 
-API = {"data": {"articles": [
-    {"attributes": {"headline": "Oil jumps as $XOM rallies", "time": "2026-03-02T11:00:00Z"}, "links": {"self": "https://api.test/1"}},
-    {"attributes": {"headline": "", "time": "2026-03-02T11:00:00Z"}, "links": {"self": "https://api.test/2"}},
-    {"attributes": {"headline": "No zone", "time": "2026-03-02T11:00:00"}, "links": {"self": "https://api.test/3"}},
-]}}  # fmt: skip
+API = {
+    "data": {
+        "articles": [
+            {
+                "attributes": {"headline": "Oil jumps as $XOM rallies", "time": "2026-03-02T11:00:00Z"},
+                "links": {"self": "https://api.test/1"},
+            },
+            {
+                "attributes": {"headline": "", "time": "2026-03-02T11:00:00Z"},
+                "links": {"self": "https://api.test/2"},
+            },
+            {
+                "attributes": {"headline": "No zone", "time": "2026-03-02T11:00:00"},
+                "links": {"self": "https://api.test/3"},
+            },
+        ]
+    }
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
     requests: list[tuple[str, dict[str, str], float]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         _Handler.requests.append((self.path, dict(self.headers), time.monotonic()))
         if self.path == "/feed.xml":
             if self.headers.get("If-None-Match") == '"v1"':
@@ -94,7 +110,7 @@ def test_loopback_and_private_addresses_are_refused_unless_allowlisted(server: s
 
 
 def test_redirect_to_a_private_address_is_refused(server: str) -> None:
-    with pytest.raises(FetchRefused, match="10.0.0.1"):
+    with pytest.raises(FetchRefused, match=r"10\.0\.0\.1"):
         _fetcher().get(f"{server}/redirect-out")
 
 
@@ -108,7 +124,7 @@ def test_per_host_rate_limit_spaces_requests(server: str) -> None:
     for _ in range(3):
         fetcher.get(f"{server}/api.json")
     times = [t for _, _, t in _Handler.requests]
-    assert all(b - a >= 0.28 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 0.28 for a, b in itertools.pairwise(times))
 
 
 def test_feed_items_are_normalised_and_a_304_yields_nothing(server: str) -> None:
@@ -118,7 +134,10 @@ def test_feed_items_are_normalised_and_a_304_yields_nothing(server: str) -> None
     assert [i.title for i in items] == ["$AAPL beats estimates", "Fed holds rates"]
     first = items[0]
     assert first.source == "Wire" and first.url == "https://news.test/a" and first.tickers == ["AAPL"]
-    assert first.body == "Apple results & guidance" and first.published_at.isoformat() == "2026-03-02T10:00:00+00:00"
+    assert (
+        first.body == "Apple results & guidance"
+        and first.published_at.isoformat() == "2026-03-02T10:00:00+00:00"
+    )
     assert len(errors) == 1 and "no title" in errors[0][1]
     assert list(source.items()) == []  # ETag sent back, server answered 304
     assert _Handler.requests[-1][1].get("If-None-Match") == '"v1"'
@@ -131,22 +150,32 @@ def test_json_api_paths_come_from_config(server: str, tmp_path: Path) -> None:
         "fields: {title: attributes.headline, link: links.self, published_at: attributes.time}\n"
     )
     errors: list[tuple[str, str]] = []
-    items = list(JsonApiSource(ApiConfig.load(config_path), _fetcher(), on_error=lambda w, r: errors.append((w, r))).items())
-    assert [(i.title, i.tickers, i.url) for i in items] == [("Oil jumps as $XOM rallies", ["XOM"], "https://api.test/1")]
+    items = list(
+        JsonApiSource(
+            ApiConfig.load(config_path), _fetcher(), on_error=lambda w, r: errors.append((w, r))
+        ).items()
+    )
+    assert [(i.title, i.tickers, i.url) for i in items] == [
+        ("Oil jumps as $XOM rallies", ["XOM"], "https://api.test/1")
+    ]
     assert len(errors) == 2
 
 
 def test_file_sources_jsonl_and_multiline_csv_with_rate(tmp_path: Path) -> None:
     jsonl = tmp_path / "items.jsonl"
     jsonl.write_text(
-        json.dumps({"title": "A $MSFT deal", "url": "https://x.test/1", "published_at": "2026-01-01T00:00:00Z"})
+        json.dumps(
+            {"title": "A $MSFT deal", "url": "https://x.test/1", "published_at": "2026-01-01T00:00:00Z"}
+        )
         + "\n{broken\n"
         + json.dumps({"text": "Text column works"})
         + "\n"
     )
     errors: list[tuple[str, str]] = []
     items = list(FileSource(jsonl, on_error=lambda w, r: errors.append((w, r))).items())
-    assert [i.title for i in items] == ["A $MSFT deal", "Text column works"] and errors[0][0] == "items.jsonl:2"
+    assert [i.title for i in items] == ["A $MSFT deal", "Text column works"] and errors[0][
+        0
+    ] == "items.jsonl:2"
     csv_path = tmp_path / "rows.csv"
     csv_path.write_text('text,label\n"line one\nline two",1\nsecond,0\nthird,2\n')
     began = time.monotonic()

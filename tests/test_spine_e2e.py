@@ -22,7 +22,7 @@ from connectors.news_item import make_item
 from connectors.sources.files import FileSource
 from pipeline.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, wait_for
-from tests.kafka_helpers import group_lag, raw_producer, read_all
+from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -106,7 +106,9 @@ def test_worker_sigkill_mid_run_loses_and_duplicates_nothing(
 
 
 def _bad_messages(rng: random.Random) -> list[tuple[str, bytes]]:
-    good = json.loads(make_item(source="t", title="Acme beats estimates", url="https://x.test/a").to_json_bytes())
+    good = json.loads(
+        make_item(source="t", title="Acme beats estimates", url="https://x.test/a").to_json_bytes()
+    )
     bad: list[tuple[str, bytes]] = []
     for i in range(50):
         bad.append(("invalid_json", b'{"schema_version": 1, "id": "' + str(i).encode() + b'", "title": '))
@@ -124,9 +126,13 @@ def _bad_messages(rng: random.Random) -> list[tuple[str, bytes]]:
     for i in range(20):
         bad.append(("not_an_object", json.dumps([i, "not", "an", "object"]).encode()))
     for i in range(5):
-        bad.append(("field_too_large", json.dumps(dict(good, id=f"huge{i:08d}", body="x" * 5_000_000)).encode()))
+        bad.append(
+            ("field_too_large", json.dumps(dict(good, id=f"huge{i:08d}", body="x" * 5_000_000)).encode())
+        )
     for i in range(5):
-        bad.append(("unsupported_schema_version", json.dumps(dict(good, id=f"v9{i:08d}", schema_version=9)).encode()))
+        bad.append(
+            ("unsupported_schema_version", json.dumps(dict(good, id=f"v9{i:08d}", schema_version=9)).encode())
+        )
     return bad
 
 
@@ -138,7 +144,9 @@ def test_200_malformed_messages_all_dead_lettered_with_reasons(
     declare_topics(settings)
     bad = _bad_messages(rng)
     assert len(bad) == 200
-    good = {item.id: item for item in FileSource(data_dir / "tfns_sentiment" / "train.csv", limit=1000).items()}
+    good = {
+        item.id: item for item in FileSource(data_dir / "tfns_sentiment" / "train.csv", limit=1000).items()
+    }
     messages = [(k.encode(), item.to_json_bytes()) for k, item in good.items()] + [(None, v) for _, v in bad]
     rng.shuffle(messages)
     producer = raw_producer(stack.kafka)
@@ -168,7 +176,7 @@ def test_two_workers_share_partitions_and_both_work(
     declare_topics(settings)
     first, second = workers(), workers()
     # Both must be members before the data arrives, so the group has split the partitions.
-    wait_for(lambda: len(_members(stack.kafka, settings.consumer_group)) == 2, 90, "two group members")
+    wait_for(lambda: stable_members(stack.kafka, settings.consumer_group) == 2, 90, "two group members")
     produced = ingest(stack, data_dir / "tfn_topic" / "train.csv", "--limit", "4000")["produced"]
     final = wait_stored(stack, produced)
     assert final["articles"] == produced
@@ -177,28 +185,30 @@ def test_two_workers_share_partitions_and_both_work(
     assert sum(stored_by) >= produced
 
 
-def _members(bootstrap: str, group: str) -> list[object]:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = admin.describe_consumer_groups([group])
-        return [m for g in described for m in (g.members or []) if g.state == "Stable"]
-    except Exception:
-        return []
-    finally:
-        admin.close()
-
-
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (apt-get install kcat)")
 def test_news_raw_is_plain_json_for_a_non_python_client(stack: Stack, data_dir: Path) -> None:
     settings = stack.settings()
     produced = ingest(stack, data_dir / "sentfin" / "train.csv", "--limit", "25")["produced"]
     out = subprocess.run(
-        ["kcat", "-b", stack.kafka, "-C", "-t", settings.topic_raw, "-o", "beginning", "-e", "-q",
-         "-f", "%k\t%s\n"],  # fmt: skip
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            "kcat",
+            "-b",
+            stack.kafka,
+            "-C",
+            "-t",
+            settings.topic_raw,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     lines = [line for line in out.stdout.splitlines() if line.strip()]
     assert len(lines) == produced == 25
     for line in lines:

@@ -39,7 +39,9 @@ WHERE rn = 1"""
 
 
 def _articles_classified(dialect: str) -> str:
-    signed = f"{_prob(dialect, 's.distribution', 'positive')} - {_prob(dialect, 's.distribution', 'negative')}"
+    signed = (
+        f"{_prob(dialect, 's.distribution', 'positive')} - {_prob(dialect, 's.distribution', 'negative')}"
+    )
     return f"""
 SELECT a.id AS article_id, a.source, a.url, a.title, a.published_at, a.ingested_at,
        t.label AS topic, t.score AS topic_score,
@@ -56,7 +58,10 @@ def _series(dialect: str, grain: str, dimension: str) -> str:
     if dimension == "topic":
         source, key = "v_articles_classified c", "c.topic"
     else:
-        source, key = "v_articles_classified c JOIN article_tickers k ON k.article_id = c.article_id", "k.ticker"
+        source, key = (
+            "v_articles_classified c JOIN article_tickers k ON k.article_id = c.article_id",
+            "k.ticker",
+        )
     return f"""
 SELECT {bucket} AS bucket, {key} AS {dimension},
        COUNT(*) AS items,

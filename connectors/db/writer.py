@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Table, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connectors.db.schema import Article, ArticleTicker, DeadLetter, Prediction
+from connectors.db.schema import Article, Base, DeadLetter, Prediction
 
 
 @dataclass
@@ -72,6 +72,10 @@ def _insert(engine: Engine, table: Table) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect!r}: use PostgreSQL or SQLite")
 
 
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
 # SQLite caps bound parameters per statement; PostgreSQL at 65535. Chunks keep both happy.
 _CHUNK = 200
 
@@ -96,27 +100,40 @@ def write_batch(
     """Store one batch in one transaction; returns how many rows were new."""
     article_rows = [
         {
-            "id": a.id, "source": a.source, "url": a.url, "title": a.title, "body": a.body,
-            "published_at": a.published_at, "fetched_at": a.fetched_at, "lang": a.lang, "tickers": a.tickers,
-            "kafka_partition": a.kafka_partition, "kafka_offset": a.kafka_offset,
-        }  # fmt: skip
+            "id": a.id,
+            "source": a.source,
+            "url": a.url,
+            "title": a.title,
+            "body": a.body,
+            "published_at": a.published_at,
+            "fetched_at": a.fetched_at,
+            "lang": a.lang,
+            "tickers": a.tickers,
+            "kafka_partition": a.kafka_partition,
+            "kafka_offset": a.kafka_offset,
+        }
         for a in articles
     ]
     ticker_rows = [{"article_id": a.id, "ticker": t} for a in articles for t in dict.fromkeys(a.tickers)]
     prediction_rows = [
         {
-            "article_id": a.id, "instruction": p.instruction, "label": p.label, "score": p.score,
-            "distribution": p.distribution, "model_version": p.model_version, "zero_shot": p.zero_shot,
-        }  # fmt: skip
+            "article_id": a.id,
+            "instruction": p.instruction,
+            "label": p.label,
+            "score": p.score,
+            "distribution": p.distribution,
+            "model_version": p.model_version,
+            "zero_shot": p.zero_shot,
+        }
         for a in articles
         for p in a.predictions
     ]
     dlq_rows = [d.__dict__ for d in dead_letters]
     with Session(engine) as session, session.begin():
-        articles_inserted = _insert_ignore(session, engine, Article.__table__, _dedup(article_rows, "id"))
-        _insert_ignore(session, engine, ArticleTicker.__table__, ticker_rows)
-        predictions_inserted = _insert_ignore(session, engine, Prediction.__table__, prediction_rows)
-        dlq_inserted = _insert_ignore(session, engine, DeadLetter.__table__, dlq_rows)
+        articles_inserted = _insert_ignore(session, engine, _table("articles"), _dedup(article_rows, "id"))
+        _insert_ignore(session, engine, _table("article_tickers"), ticker_rows)
+        predictions_inserted = _insert_ignore(session, engine, _table("predictions"), prediction_rows)
+        dlq_inserted = _insert_ignore(session, engine, _table("dlq_records"), dlq_rows)
         for topic, partition, offset, resolution in resolved:
             session.execute(
                 update(DeadLetter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,12 @@ from connectors.sources import ErrorHandler, ignore_errors
 
 class FeedSource:
     def __init__(
-        self, url: str, fetcher: PoliteFetcher, *, source: str | None = None, on_error: ErrorHandler = ignore_errors
+        self,
+        url: str,
+        fetcher: PoliteFetcher,
+        *,
+        source: str | None = None,
+        on_error: ErrorHandler = ignore_errors,
     ) -> None:
         self.url = url
         self.fetcher = fetcher
@@ -51,5 +57,5 @@ def _entry_time(entry: Any) -> datetime | None:
     for key in ("published_parsed", "updated_parsed"):
         value = entry.get(key)
         if value:
-            return datetime(*value[:6], tzinfo=UTC)
+            return datetime.fromtimestamp(calendar.timegm(value), UTC)
     return None

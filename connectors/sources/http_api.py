@@ -61,7 +61,9 @@ def dig(data: Any, path: str) -> Any:
 
 
 class JsonApiSource:
-    def __init__(self, config: ApiConfig, fetcher: PoliteFetcher, *, on_error: ErrorHandler = ignore_errors) -> None:
+    def __init__(
+        self, config: ApiConfig, fetcher: PoliteFetcher, *, on_error: ErrorHandler = ignore_errors
+    ) -> None:
         self.config = config
         self.fetcher = fetcher
         self.on_error = on_error

@@ -9,6 +9,7 @@ starting skips a broker that already answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,16 +61,26 @@ def fetch_classpath(config: BrokerConfig) -> Path:
     if marker.exists():
         return config.lib_dir
     if shutil.which("mvn") is None:
-        raise BrokerError("Maven (mvn) is needed to fetch Kafka from Maven Central; install it (apt-get install maven)")
+        raise BrokerError(
+            "Maven (mvn) is needed to fetch Kafka from Maven Central; install it (apt-get install maven)"
+        )
     staging = config.lib_dir.with_name("lib.partial")
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [
-        "mvn", "-q", "-B", "-f", str(_POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-    ]  # fmt: skip
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(_POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-        raise BrokerError(f"fetching Kafka {KAFKA_VERSION} from Maven Central failed:\n{result.stdout[-4000:]}")
+        raise BrokerError(
+            f"fetching Kafka {KAFKA_VERSION} from Maven Central failed:\n{result.stdout[-4000:]}"
+        )
     shutil.rmtree(config.lib_dir, ignore_errors=True)
     staging.rename(config.lib_dir)
     marker.touch()
@@ -125,10 +136,17 @@ logger.kafkaorg.level = WARN
 
 def _java(config: BrokerConfig, main_class: str, *args: str, heap: str = "256m") -> list[str]:
     return [
-        "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={config.data_dir / 'log4j2.properties'}",
-        "-cp", f"{config.lib_dir}/*", main_class, *args,
-    ]  # fmt: skip
+        "-cp",
+        f"{config.lib_dir}/*",
+        main_class,
+        *args,
+    ]
 
 
 def _port_open(port: int) -> bool:
@@ -183,8 +201,16 @@ def start(config: BrokerConfig, ready_timeout_s: float = 60.0) -> float:
     props.write_text(_server_properties(config))
     (config.data_dir / "log4j2.properties").write_text(_LOG4J.format(log=config.log_file))
     if not (config.data_dir / "log" / "meta.properties").exists():
-        fmt = _java(config, "kafka.tools.StorageTool", "format", "--standalone",
-                    "-t", str(uuid.uuid4()), "-c", str(props))  # fmt: skip
+        fmt = _java(
+            config,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            str(uuid.uuid4()),
+            "-c",
+            str(props),
+        )
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
@@ -239,7 +265,5 @@ def stop(config: BrokerConfig, timeout_s: float = 30.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the broker if this process started it, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -99,8 +99,17 @@ def start(config: PostgresConfig, ready_timeout_s: float = 30.0) -> None:
         config.data_dir.chmod(0o700)
     if not (config.data_dir / "PG_VERSION").exists():
         result = _run(
-            [str(bindir / "initdb"), "-D", str(config.data_dir), "-U", config.user,
-             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]  # fmt: skip
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(config.data_dir),
+                "-U",
+                config.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
         )
         if result.returncode != 0:
             raise PostgresError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
@@ -109,8 +118,19 @@ def start(config: PostgresConfig, ready_timeout_s: float = 30.0) -> None:
         " -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
     result = _run(
-        [str(bindir / "pg_ctl"), "-D", str(config.data_dir), "-l", str(config.data_dir / "server.log"),
-         "-o", options, "-w", "-t", str(int(ready_timeout_s)), "start"]  # fmt: skip
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(config.data_dir),
+            "-l",
+            str(config.data_dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(ready_timeout_s)),
+            "start",
+        ]
     )
     if result.returncode != 0:
         log = config.data_dir / "server.log"
@@ -136,8 +156,9 @@ def create_database(config: PostgresConfig, name: str) -> str:
     """Create a database (if absent) and return its SQLAlchemy URL."""
     import psycopg  # deferred: only callers that use PostgreSQL need the driver
 
-    with psycopg.connect(f"host=127.0.0.1 port={config.port} user={config.user} dbname=postgres",
-                         autocommit=True) as conn:  # fmt: skip
+    with psycopg.connect(
+        f"host=127.0.0.1 port={config.port} user={config.user} dbname=postgres", autocommit=True
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -147,6 +168,7 @@ def create_database(config: PostgresConfig, name: str) -> str:
 def drop_database(config: PostgresConfig, name: str) -> None:
     import psycopg
 
-    with psycopg.connect(f"host=127.0.0.1 port={config.port} user={config.user} dbname=postgres",
-                         autocommit=True) as conn:  # fmt: skip
+    with psycopg.connect(
+        f"host=127.0.0.1 port={config.port} user={config.user} dbname=postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,121 @@
+"""Pipeline overhead: Kafka → worker → committed PostgreSQL rows, classification a constant.
+
+Prints messages per second with the core count, and the ratio to a baseline measured in the
+same run on the same topic: a bare kafka-python consumer that only reads the messages.
+Run with `make bench` (starts Kafka and PostgreSQL); not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.db.engine import make_engine  # noqa: E402
+from connectors.db.migrate import upgrade  # noqa: E402
+from connectors.db.writer import count_rows  # noqa: E402
+from connectors.kafka_io import NewsProducer, make_producer  # noqa: E402
+from connectors.sources.files import FileSource  # noqa: E402
+from pipeline.devstack import postgres as devpg  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.worker import declare_topics  # noqa: E402
+
+
+def baseline_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    began, seen = time.perf_counter(), 0
+    while seen < expected:
+        seen += sum(len(batch) for batch in consumer.poll(timeout_ms=1000, max_records=5000).values())
+    elapsed = time.perf_counter() - began
+    consumer.close()
+    return expected / elapsed
+
+
+def main() -> None:
+    import faulthandler
+
+    faulthandler.dump_traceback_later(float(os.environ.get("BENCH_DUMP_AFTER_S", "1e9")), exit=True)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=20000)
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    pg = devpg.PostgresConfig(data_dir=Path(os.environ["FINSENT_HOME"]) / "postgres", port=55432)
+    url = devpg.create_database(pg, f"bench_{run}")
+    upgrade(url)
+    env = {
+        **os.environ,
+        "FINSENT_KAFKA_BOOTSTRAP": os.environ.get("FINSENT_TEST_KAFKA", "127.0.0.1:19092"),
+        "FINSENT_DATABASE_URL": url,
+        "FINSENT_TOPIC_RAW": f"bench{run}.news.raw",
+        "FINSENT_TOPIC_DLQ": f"bench{run}.news.dlq",
+        "FINSENT_TOPIC_CLASSIFIED": f"bench{run}.news.classified",
+        "FINSENT_TOPIC_LABELS": f"bench{run}.news.labels",
+        "FINSENT_CONSUMER_GROUP": f"bench{run}",
+        "FINSENT_CLASSIFIER": "standin",
+        "FINSENT_LOG_LEVEL": "WARNING",
+        "FINSENT_LOG_FORMAT": "text",
+    }
+    settings = Settings(
+        kafka_bootstrap=env["FINSENT_KAFKA_BOOTSTRAP"],
+        database_url=url,
+        topic_raw=env["FINSENT_TOPIC_RAW"],
+        topic_dlq=env["FINSENT_TOPIC_DLQ"],
+        topic_classified=env["FINSENT_TOPIC_CLASSIFIED"],
+        topic_labels=env["FINSENT_TOPIC_LABELS"],
+    )
+    declare_topics(settings)
+    data = settings.data_dir / "tfn_topic" / "train.csv"
+    items = list({item.id: item for item in FileSource(data).items()}.values())  # ids unique
+    batch = []
+    for i in range(args.items):  # distinct ids: the data set repeated with a suffix per round
+        item = items[i % len(items)]
+        round_ = i // len(items)
+        batch.append(item if round_ == 0 else item.model_copy(update={"id": f"{item.id}r{round_}"}))
+    producer = NewsProducer(
+        make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes), settings.topic_raw
+    )
+    producer.publish(batch)
+    producer.close()
+
+    baseline = baseline_consume(settings.kafka_bootstrap, settings.topic_raw, len(batch))
+    engine = make_engine(url)
+    worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker"], env=env)
+    try:
+        while count_rows(engine)["articles"] == 0:
+            if worker.poll() is not None:
+                raise SystemExit("worker exited before storing anything")
+            time.sleep(0.05)
+        began, first = time.perf_counter(), count_rows(engine)["articles"]
+        while (done := count_rows(engine)["articles"]) < len(batch):
+            if worker.poll() is not None:
+                raise SystemExit("worker exited early")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - began
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        engine.dispose()
+        devpg.drop_database(pg, f"bench_{run}")
+    rate = (done - first) / elapsed
+    print(f"cores: {os.cpu_count()}")
+    print(f"items: {len(batch)} (rate measured over {done - first} after the first commit)")
+    print(f"baseline, bare kafka-python consume:      {baseline:10.0f} msg/s")
+    print(f"pipeline, Kafka -> committed PG rows:     {rate:10.0f} msg/s")
+    print(f"ratio pipeline / bare consume:            {rate / baseline:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
