@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000)
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
-    pg = devpg.PostgresConfig(data_dir=Path(os.environ["FINSENT_HOME"]) / "postgres", port=55432)
+    home = Path(os.environ["FINSENT_HOME"])
+    pg = devpg.PostgresConfig(data_dir=devpg.default_data_dir(home, 55432), port=55432)
     url = devpg.create_database(pg, f"bench_{run}")
     upgrade(url)
     env = {

@@ -47,7 +47,7 @@ def kafka_bootstrap() -> str:
 
 @pytest.fixture(scope="session")
 def pg_server() -> devpg.PostgresConfig:
-    config = devpg.PostgresConfig(data_dir=TEST_HOME / "postgres", port=PG_PORT)
+    config = devpg.PostgresConfig(data_dir=devpg.default_data_dir(TEST_HOME, PG_PORT), port=PG_PORT)
     devpg.start(config)
     return config
 
@@ -90,6 +90,7 @@ class Stack:
     database_url: str
     home: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -108,6 +109,7 @@ class Stack:
             "FINSENT_BATCH_WITHIN_S": "0.3",
             "FINSENT_LOG_FORMAT": "json",
             "FINSENT_LOG_LEVEL": "INFO",
+            **self.extra_env,
         }
 
     def settings(self) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from pipeline.devstack.kafka import BrokerConfig
-from pipeline.devstack.postgres import PostgresConfig
+from pipeline.devstack.postgres import PostgresConfig, default_data_dir
 from pipeline.settings import Settings
 
 
@@ -18,4 +18,5 @@ def broker_config(settings: Settings, port: int | None = None) -> BrokerConfig:
 
 
 def postgres_config(settings: Settings, port: int | None = None) -> PostgresConfig:
-    return PostgresConfig(data_dir=settings.home / "postgres", port=port or settings.dev_postgres_port)
+    port = port or settings.dev_postgres_port
+    return PostgresConfig(data_dir=default_data_dir(settings.home, port), port=port)

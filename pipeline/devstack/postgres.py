@@ -33,6 +33,14 @@ class PostgresConfig:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
 
+def default_data_dir(home: Path, port: int) -> Path:
+    """Where the cluster lives. As root the server runs as `postgres`, which may not be able to
+    reach a folder inside a private checkout, so root keeps it under /var/tmp instead."""
+    if os.geteuid() == 0:
+        return Path("/var/tmp") / f"finsent-postgres-{port}"
+    return home / "postgres"
+
+
 def _bin_dir() -> Path | None:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=_version_key)
     if candidates:
