@@ -35,9 +35,10 @@ class PostgresConfig:
 
 def default_data_dir(home: Path, port: int) -> Path:
     """Where the cluster lives. As root the server runs as `postgres`, which may not be able to
-    reach a folder inside a private checkout, so root keeps it under /var/tmp instead."""
+    reach a folder inside a private checkout, so root keeps it in a root-owned system folder
+    (not a world-writable temporary one, where another user could plant it first)."""
     if os.geteuid() == 0:
-        return Path("/var/tmp") / f"finsent-postgres-{port}"
+        return Path("/var/lib/finsent-dev") / f"postgres-{port}"
     return home / "postgres"
 
 
