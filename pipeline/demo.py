@@ -87,8 +87,9 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         }
     )
     print(f"finsent demo — Kafka {settings.kafka_bootstrap}, database {database_url}")
+    started_broker = None
     if not devkafka.is_ready(settings.kafka_bootstrap):
-        broker = broker_config(settings)
+        broker = started_broker = broker_config(settings)
         print(
             f"starting the local Kafka broker {devkafka.KAFKA_VERSION} "
             "(from Maven Central; the first run downloads it)"
@@ -124,6 +125,8 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
         _drop_topics(demo)
+        if started_broker is not None:
+            devkafka.stop(started_broker)
     counts = count_rows(engine)
     _summary(engine, published, len(batch), counts, database_url)
     if not ok:

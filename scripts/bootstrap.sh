@@ -3,7 +3,7 @@
 #
 # Third-party packages (torch alone is ~3 GB) are installed once into a cache folder keyed by
 # the hash of requirements/lock.txt; .venv/ is then a small virtual environment that sees them
-# through a .pth file and holds only the project itself (editable). A fresh clone therefore
+# through a .pth file, plus the checkout itself on its path and the `finsent` launcher. A fresh clone therefore
 # takes seconds once the cache exists, and a changed lock file builds a new cache entry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,16 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.deps 2>/dev/null)" != "$deps" ];
 fi
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$site_deps" > "$site/finsent-deps.pth"
-if [ ! -x .venv/bin/finsent ] || [ pyproject.toml -nt .venv/bin/finsent ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-fi
+# The project itself runs from the checkout (like an editable install, without a build step
+# that would mix the venv's bundled setuptools with the cached one).
+echo "$PWD" > "$site/finsent-src.pth"
+cat > .venv/bin/finsent <<LAUNCHER
+#!$PWD/.venv/bin/python
+import sys
+
+from pipeline.cli import main
+
+sys.exit(main())
+LAUNCHER
+chmod +x .venv/bin/finsent
 echo "bootstrap: .venv ready (deps $hash)"
