@@ -13,8 +13,15 @@ from tests.conftest import FINSENT
 pytestmark = pytest.mark.kafka
 
 
-def test_demo_accounts_for_every_message_on_sqlite(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = {**os.environ, "FINSENT_HOME": str(tmp_path), "FINSENT_KAFKA_BOOTSTRAP": kafka_bootstrap}
+def test_demo_accounts_for_every_message_on_sqlite(
+    kafka_bootstrap: str, tmp_path: Path, data_dir: Path
+) -> None:
+    env = {
+        **os.environ,
+        "FINSENT_HOME": str(tmp_path),
+        "FINSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "FINSENT_DATA_DIR": str(data_dir),
+    }
     env.pop("FINSENT_DATABASE_URL", None)
     result = subprocess.run(
         [FINSENT, "--text-logs", "demo", "--items", "300"],
