@@ -56,27 +56,14 @@ def main() -> None:
     pg = devpg.PostgresConfig(data_dir=devpg.default_data_dir(home, 55432), port=55432)
     url = devpg.create_database(pg, f"bench_{run}")
     upgrade(url)
-    env = {
-        **os.environ,
-        "FINSENT_KAFKA_BOOTSTRAP": os.environ.get("FINSENT_TEST_KAFKA", "127.0.0.1:19092"),
-        "FINSENT_DATABASE_URL": url,
-        "FINSENT_TOPIC_RAW": f"bench{run}.news.raw",
-        "FINSENT_TOPIC_DLQ": f"bench{run}.news.dlq",
-        "FINSENT_TOPIC_CLASSIFIED": f"bench{run}.news.classified",
-        "FINSENT_TOPIC_LABELS": f"bench{run}.news.labels",
-        "FINSENT_CONSUMER_GROUP": f"bench{run}",
-        "FINSENT_CLASSIFIER": "standin",
-        "FINSENT_LOG_LEVEL": "WARNING",
-        "FINSENT_LOG_FORMAT": "text",
-    }
     settings = Settings(
-        kafka_bootstrap=env["FINSENT_KAFKA_BOOTSTRAP"],
+        kafka_bootstrap=os.environ.get("FINSENT_TEST_KAFKA", "127.0.0.1:19092"),
         database_url=url,
-        topic_raw=env["FINSENT_TOPIC_RAW"],
-        topic_dlq=env["FINSENT_TOPIC_DLQ"],
-        topic_classified=env["FINSENT_TOPIC_CLASSIFIED"],
-        topic_labels=env["FINSENT_TOPIC_LABELS"],
-    )
+        classifier="standin",
+        log_level="WARNING",
+        log_format="text",
+    ).isolated(f"bench{run}")
+    env = {**os.environ, **settings.to_env()}
     declare_topics(settings)
     data = settings.data_dir / "tfn_topic" / "train.csv"
     items = list({item.id: item for item in FileSource(data).items()}.values())  # ids unique

@@ -76,16 +76,7 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     database_url = f"sqlite:///{home / 'finsent.db'}"
-    demo = settings.model_copy(
-        update={
-            "database_url": database_url,
-            "topic_raw": f"demo-{run}.news.raw",
-            "topic_dlq": f"demo-{run}.news.dlq",
-            "topic_classified": f"demo-{run}.news.classified",
-            "topic_labels": f"demo-{run}.news.labels",
-            "consumer_group": f"demo-{run}",
-        }
-    )
+    demo = settings.model_copy(update={"database_url": database_url}).isolated(f"demo-{run}")
     print(f"finsent demo — Kafka {settings.kafka_bootstrap}, database {database_url}")
     started_broker = None
     if not devkafka.is_ready(settings.kafka_bootstrap):
@@ -108,7 +99,7 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
     published = len(batch) + len(MALFORMED)
     print(f"published {len(batch)} news items and {len(MALFORMED)} malformed messages to {demo.topic_raw}")
 
-    env = {**os.environ, **_env(demo)}
+    env = {**os.environ, **demo.to_env()}
     log_path = home / "worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
@@ -133,20 +124,6 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         print(f"NOT every message was accounted for; the worker's log is {log_path}")
         return 1
     return 0
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "FINSENT_HOME": str(settings.home),
-        "FINSENT_DATABASE_URL": settings.database_url,
-        "FINSENT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "FINSENT_TOPIC_RAW": settings.topic_raw,
-        "FINSENT_TOPIC_DLQ": settings.topic_dlq,
-        "FINSENT_TOPIC_CLASSIFIED": settings.topic_classified,
-        "FINSENT_TOPIC_LABELS": settings.topic_labels,
-        "FINSENT_CONSUMER_GROUP": settings.consumer_group,
-        "FINSENT_LOG_FORMAT": "json",
-    }
 
 
 def _follow(engine: object, worker: subprocess.Popen[bytes], expected: int, timeout_s: float) -> bool:

@@ -7,6 +7,7 @@ so a test (or a second worker in one process) can run with settings of its own.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -72,6 +73,34 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'finsent.db'}"
         return self
+
+    def isolated(self, prefix: str) -> Settings:
+        """The same settings on topics and a consumer group of their own (demo runs, tests, bench)."""
+        return self.model_copy(
+            update={
+                "topic_raw": f"{prefix}.{self.topic_raw}",
+                "topic_dlq": f"{prefix}.{self.topic_dlq}",
+                "topic_classified": f"{prefix}.{self.topic_classified}",
+                "topic_labels": f"{prefix}.{self.topic_labels}",
+                "consumer_group": f"{prefix}.{self.consumer_group}",
+            }
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as `FINSENT_*` variables, so a child process (a worker) runs with exactly them."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list):
+                value = json.dumps(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"FINSENT_{name.upper()}"] = str(value)
+        return env
 
     @property
     def kafka_dir(self) -> Path:

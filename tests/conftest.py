@@ -90,33 +90,24 @@ class Stack:
     database_url: str
     home: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    extra_env: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        return Settings(
+            home=self.home,
+            kafka_bootstrap=self.kafka,
+            database_url=self.database_url,
+            kafka_session_timeout_s=6,
+            kafka_heartbeat_interval_s=1,
+            batch_within_s=0.3,
+            log_format="json",
+            log_level="INFO",
+            **self.overrides,  # type: ignore[arg-type]
+        ).isolated(f"t{self.run_id}")
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "FINSENT_HOME": str(self.home),
-            "FINSENT_KAFKA_BOOTSTRAP": self.kafka,
-            "FINSENT_DATABASE_URL": self.database_url,
-            "FINSENT_TOPIC_RAW": f"t{self.run_id}.news.raw",
-            "FINSENT_TOPIC_DLQ": f"t{self.run_id}.news.dlq",
-            "FINSENT_TOPIC_CLASSIFIED": f"t{self.run_id}.news.classified",
-            "FINSENT_TOPIC_LABELS": f"t{self.run_id}.news.labels",
-            "FINSENT_CONSUMER_GROUP": f"t{self.run_id}-worker",
-            "FINSENT_KAFKA_SESSION_TIMEOUT_S": "6",
-            "FINSENT_KAFKA_HEARTBEAT_INTERVAL_S": "1",
-            "FINSENT_BATCH_WITHIN_S": "0.3",
-            "FINSENT_LOG_FORMAT": "json",
-            "FINSENT_LOG_LEVEL": "INFO",
-            **self.extra_env,
-        }
-
-    def settings(self) -> Settings:
-        fields = {
-            k.removeprefix("FINSENT_").lower(): v for k, v in self.env.items() if k.startswith("FINSENT_")
-        }
-        return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
+        return {**os.environ, **self.settings().to_env()}
 
     def finsent(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

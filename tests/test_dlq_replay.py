@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 def test_replay_after_fix_stores_what_now_passes_and_keeps_what_still_fails(
     stack: Stack, workers: Callable[[], WorkerProcess]
 ) -> None:
-    stack.extra_env["FINSENT_MAX_BODY_CHARS"] = "1000"
+    stack.overrides["max_body_chars"] = 1000
     settings = stack.settings()
     declare_topics(settings)
     good = [make_item(source="wire", title=f"Headline number {i}", body="short") for i in range(30)]
@@ -38,7 +38,7 @@ def test_replay_after_fix_stores_what_now_passes_and_keeps_what_still_fails(
     assert wait_stored(stack, 45) == {"articles": 30, "predictions": 60, "dlq_records": 15}
     first.stop()
 
-    stack.extra_env["FINSENT_MAX_BODY_CHARS"] = "200000"  # the cause of the long bodies' rejection is fixed
+    stack.overrides["max_body_chars"] = 200_000  # the cause of the long bodies' rejection is fixed
     workers()
     replay = json.loads(stack.finsent("dlq", "replay").stdout.strip().splitlines()[-1])
     assert replay["replayed"] == 15
