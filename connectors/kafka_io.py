@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from connectors.news_item import NewsItem
@@ -47,6 +48,29 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], max_message_bytes
                 admin.create_topics(wanted)
     finally:
         admin.close()
+
+
+def read_topic(bootstrap: str, topic: str, max_message_bytes: int) -> Iterator[ConsumerRecord]:
+    """Every record of `topic`, from the beginning up to its end offsets at the time of the call.
+
+    No consumer group: nothing is committed, so reading never disturbs the workers.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=max_message_bytes,
+        fetch_max_bytes=max_message_bytes,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for tp, records in consumer.poll(timeout_ms=1000, max_records=1000).items():
+                yield from (record for record in records if record.offset < end[tp])
+    finally:
+        consumer.close()
 
 
 def make_producer(bootstrap: str, max_message_bytes: int, client_id: str = "finsent-ingest") -> KafkaProducer:

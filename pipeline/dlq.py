@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, select, tuple_
 from sqlalchemy.orm import Session
 
 from connectors.db.schema import DeadLetter
+from connectors.kafka_io import make_producer, read_topic
 from pipeline.batch import REPLAY_HEADER
 from pipeline.settings import Settings
 
@@ -30,8 +30,6 @@ class ReplayReport:
 
 def replay_dead_letters(settings: Settings, engine: Engine, reason_code: str | None = None) -> ReplayReport:
     """Re-publish every unresolved dead letter (optionally of one reason) currently in the DLQ topic."""
-    from connectors.kafka_io import make_producer
-
     with Session(engine) as session:
         query = select(DeadLetter.source_topic, DeadLetter.source_partition, DeadLetter.source_offset).where(
             DeadLetter.resolved_at.is_(None)
@@ -42,54 +40,33 @@ def replay_dead_letters(settings: Settings, engine: Engine, reason_code: str | N
     report = ReplayReport()
     if not pending:
         return report
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        fetch_max_bytes=settings.kafka_max_message_bytes * 2,
-        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
-        consumer_timeout_ms=5000,
-    )
     producer = make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes, "finsent-dlq-replay")
+    seen: set[tuple[str, int, int]] = set()
     try:
-        partitions = [
-            TopicPartition(settings.topic_dlq, p)
-            for p in consumer.partitions_for_topic(settings.topic_dlq) or []
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        done = {tp for tp in partitions if end[tp] == 0}
-        seen: set[tuple[str, int, int]] = set()
-        while len(done) < len(partitions):
-            batch = consumer.poll(timeout_ms=1000, max_records=500)
-            if not batch and all(consumer.position(tp) >= end[tp] for tp in partitions):
-                break
-            for tp, messages in batch.items():
-                for message in messages:
-                    report.scanned += 1
-                    headers = dict(message.headers or [])
-                    origin = (
-                        headers.get("finsent.source_topic", b"").decode(),
-                        int(headers.get("finsent.source_partition", b"-1")),
-                        int(headers.get("finsent.source_offset", b"-1")),
-                    )
-                    if origin not in pending or origin in seen:
-                        report.skipped += 1
-                        continue
-                    seen.add(origin)
-                    producer.send(
-                        settings.topic_raw,
-                        key=message.key,
-                        value=message.value,
-                        headers=[(REPLAY_HEADER, f"{origin[0]}:{origin[1]}:{origin[2]}".encode())],
-                    )
-                    report.replayed += 1
-                if consumer.position(tp) >= end[tp]:
-                    done.add(tp)
+        for message in read_topic(
+            settings.kafka_bootstrap, settings.topic_dlq, settings.kafka_max_message_bytes
+        ):
+            report.scanned += 1
+            headers = dict(message.headers or [])
+            origin = (
+                headers.get("finsent.source_topic", b"").decode(),
+                int(headers.get("finsent.source_partition", b"-1")),
+                int(headers.get("finsent.source_offset", b"-1")),
+            )
+            if origin not in pending or origin in seen:
+                report.skipped += 1
+                continue
+            seen.add(origin)
+            producer.send(
+                settings.topic_raw,
+                key=message.key,
+                value=message.value,
+                headers=[(REPLAY_HEADER, f"{origin[0]}:{origin[1]}:{origin[2]}".encode())],
+            )
+            report.replayed += 1
         producer.flush(timeout=120)
     finally:
         producer.close(timeout=30)
-        consumer.close()
     log.info("dead letters replayed", extra=report.__dict__)
     return report
 

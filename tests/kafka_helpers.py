@@ -5,27 +5,11 @@ from __future__ import annotations
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from connectors.kafka_io import read_topic
+
 
 def read_all(bootstrap: str, topic: str, max_bytes: int = 64 * 1024 * 1024) -> list[ConsumerRecord]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=max_bytes,
-        fetch_max_bytes=max_bytes,
-        consumer_timeout_ms=3000,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[ConsumerRecord] = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return list(read_topic(bootstrap, topic, max_bytes))
 
 
 def group_lag(bootstrap: str, group: str, topic: str) -> int:
