@@ -9,7 +9,7 @@ once. Keys are remembered only after Kafka confirmed delivery: a crash between t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from connectors.news_item import NewsItem, dedup_keys
@@ -27,7 +27,9 @@ class DedupStore:
         return dedup_keys(item.source, item.url, item.title)
 
     def seen(self, item: NewsItem) -> bool:
-        keys = self.keys(item)
+        return self.seen_keys(self.keys(item))
+
+    def seen_keys(self, keys: Sequence[str]) -> bool:
         marks = ",".join("?" * len(keys))
         return (
             self._conn.execute(f"SELECT 1 FROM seen WHERE key IN ({marks}) LIMIT 1", keys).fetchone()

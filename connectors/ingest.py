@@ -52,8 +52,8 @@ def ingest(
 
     for item in items:
         report.read += 1
-        keys = set(DedupStore.keys(item))
-        if dedup is not None and (keys & batch_keys or dedup.seen(item)):
+        keys = DedupStore.keys(item)
+        if dedup is not None and (batch_keys.intersection(keys) or dedup.seen_keys(keys)):
             report.duplicates += 1
             continue
         batch.append(item)

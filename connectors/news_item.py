@@ -63,19 +63,22 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def _url_key(url: str) -> str:
+    return _digest("url:" + canonical_url(url))
+
+
+def _headline_key(source: str, title: str) -> str:
+    return _digest(f"title:{source.strip().casefold()}:{normalise_title(title)}")
+
+
 def article_id(source: str, url: str | None, title: str) -> str:
     """Stable id: the canonical URL's hash, or source plus normalised title when there is no URL."""
-    if url:
-        return _digest("url:" + canonical_url(url))
-    return _digest(f"title:{source.strip().casefold()}:{normalise_title(title)}")
+    return _url_key(url) if url else _headline_key(source, title)
 
 
 def dedup_keys(source: str, url: str | None, title: str) -> list[str]:
     """Every key under which this article counts as already seen (same URL, or same headline)."""
-    keys = [_digest(f"title:{source.strip().casefold()}:{normalise_title(title)}")]
-    if url:
-        keys.append(_digest("url:" + canonical_url(url)))
-    return keys
+    return [_headline_key(source, title), *([_url_key(url)] if url else [])]
 
 
 def extract_tickers(*texts: str) -> list[str]:

@@ -110,9 +110,7 @@ class BatchProcessor:
                 valid.append((record, parsed))
 
         began = time.perf_counter()
-        results = self._classify_resilient(
-            classifier, instructions, [item for _, item in valid], outcome, valid
-        )
+        results = self._classify_resilient(classifier, instructions, valid, outcome)
         outcome.classify_s = time.perf_counter() - began
 
         rows: list[ArticleRow] = []
@@ -157,11 +155,11 @@ class BatchProcessor:
         self,
         classifier: Classifier,
         instructions: InstructionSet,
-        items: list[NewsItem],
-        outcome: BatchOutcome,
         valid: list[tuple[RawRecord, NewsItem]],
+        outcome: BatchOutcome,
     ) -> list[dict[str, Output] | None]:
         """Classify; a failing batch is split in halves until the failing items are isolated."""
+        items = [item for _, item in valid]
         results: list[dict[str, Output] | None] = [None] * len(items)
 
         def run(lo: int, hi: int) -> None:
@@ -198,10 +196,10 @@ class BatchProcessor:
         while True:
             try:
                 return write_batch(self._engine, rows, dead_rows, resolutions)
-            except (OperationalError, DBAPIError) as exc:
-                if not getattr(exc, "connection_invalidated", False) and not isinstance(
-                    exc, OperationalError
-                ):
+            except DBAPIError as exc:
+                # Connection trouble (the database is down or restarting) is waited out; anything
+                # else (a bad statement, a constraint) is a bug and must surface.
+                if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
                     raise
                 if self._stop_requested():
                     raise

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from tqdm import tqdm
 
 from connectors.db.engine import make_engine
@@ -126,11 +126,11 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
     return 0
 
 
-def _follow(engine: object, worker: subprocess.Popen[bytes], expected: int, timeout_s: float) -> bool:
+def _follow(engine: Engine, worker: subprocess.Popen[bytes], expected: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     with tqdm(total=expected, unit="msg", desc="worker") as bar:
         while time.monotonic() < deadline:
-            counts = count_rows(engine)  # type: ignore[arg-type]
+            counts = count_rows(engine)
             done = counts["articles"] + counts["dlq_records"]
             bar.update(done - bar.n)
             if done >= expected:
@@ -153,8 +153,8 @@ def _drop_topics(settings: Settings) -> None:
         admin.close()
 
 
-def _summary(engine: object, published: int, good: int, counts: dict[str, int], url: str) -> None:
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+def _summary(engine: Engine, published: int, good: int, counts: dict[str, int], url: str) -> None:
+    with engine.connect() as conn:
         topics = conn.execute(
             text(
                 "SELECT topic, COUNT(*) FROM v_articles_classified "

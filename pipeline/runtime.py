@@ -58,7 +58,7 @@ class InstructionProvider(_Refreshing[InstructionSet]):
 
 class ClassifierProvider(_Refreshing[Classifier]):
     @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine) -> ClassifierProvider:
+    def from_settings(cls, settings: Settings) -> ClassifierProvider:
         if settings.classifier == "standin":
             return cls(StandInClassifier, refresh_s=3600.0)
         raise ValueError(f"unknown classifier {settings.classifier!r}; expected 'standin'")

@@ -22,8 +22,6 @@ from sqlalchemy import Engine
 from connectors.db.engine import make_engine
 from connectors.db.migrate import require_current
 from connectors.kafka_io import TopicSpec, ensure_topics
-from models.classifier import Classifier
-from models.instructions import InstructionSet
 from pipeline import logs
 from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
 from pipeline.runtime import ClassifierProvider, InstructionProvider
@@ -45,7 +43,7 @@ def build_app(
 ) -> faust.App:
     """Wire a Faust app whose one agent runs the batch pipeline."""
     engine = engine or make_engine(settings.database_url)
-    classifier = classifier or ClassifierProvider.from_settings(settings, engine)
+    classifier = classifier or ClassifierProvider.from_settings(settings)
     instructions = instructions or InstructionProvider(engine)
     datadir = settings.home / "faust" / settings.consumer_group
     datadir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +206,3 @@ def run_worker(settings: Settings) -> None:
         worker.execute_from_commandline()
     finally:
         app.finsent_stop_flag.set()  # type: ignore[attr-defined]
-
-
-__all__ = ["Classifier", "InstructionSet", "build_app", "declare_topics", "run_worker"]

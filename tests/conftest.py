@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from connectors.db.engine import make_engine
 from connectors.db.migrate import upgrade
+from connectors.db.writer import count_rows
 from pipeline.devstack import kafka as devkafka
 from pipeline.devstack import postgres as devpg
 from pipeline.settings import REPO_ROOT, Settings
@@ -179,3 +180,22 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def counts(stack: Stack) -> dict[str, int]:
+    engine = make_engine(stack.database_url)
+    try:
+        return count_rows(engine)
+    finally:
+        engine.dispose()
+
+
+def wait_stored(stack: Stack, expected: int, timeout: float = 240) -> dict[str, int]:
+    """Wait until `expected` messages are each an article or a dead letter; return the counts."""
+
+    def accounted() -> bool:
+        now = counts(stack)
+        return now["articles"] + now["dlq_records"] >= expected
+
+    wait_for(accounted, timeout, f"{expected} items accounted for")
+    return counts(stack)

@@ -10,9 +10,8 @@ import pytest
 
 from connectors.news_item import make_item
 from pipeline.worker import declare_topics
-from tests.conftest import Stack, WorkerProcess, wait_for
+from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
 from tests.kafka_helpers import raw_producer
-from tests.test_spine_e2e import counts, wait_stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from connectors.db.engine import make_engine
 from connectors.db.schema import Article, Prediction
-from connectors.db.writer import count_rows
 from connectors.news_item import make_item
 from connectors.sources.files import FileSource
 from pipeline.worker import declare_topics
-from tests.conftest import Stack, WorkerProcess, wait_for
+from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
 from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -30,23 +29,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 def ingest(stack: Stack, path: Path, *extra: str) -> dict[str, int]:
     result = stack.finsent("ingest", "--file", str(path), *extra)
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def counts(stack: Stack) -> dict[str, int]:
-    engine = make_engine(stack.database_url)
-    try:
-        return count_rows(engine)
-    finally:
-        engine.dispose()
-
-
-def wait_stored(stack: Stack, expected: int, timeout: float = 240) -> dict[str, int]:
-    wait_for(lambda: sum(_accounted(counts(stack))) >= expected, timeout, f"{expected} items accounted for")
-    return counts(stack)
-
-
-def _accounted(c: dict[str, int]) -> tuple[int, int]:
-    return c["articles"], c["dlq_records"]
 
 
 def test_5000_items_exact_then_replay_adds_nothing(

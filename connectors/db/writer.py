@@ -85,7 +85,7 @@ def _insert_ignore(session: Session, engine: Engine, table: Table, rows: Sequenc
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         # RETURNING lists only the rows actually inserted (rowcount is unreliable for multi-row
-        # INSERT ... ON CONFLICT across drivers).
+        # INSERT ... ON CONFLICT across drivers); a key repeated inside one chunk is skipped too.
         statement = _insert(engine, table).values(chunk).on_conflict_do_nothing()
         inserted += len(session.execute(statement.returning(*table.primary_key.columns)).all())
     return inserted
@@ -130,7 +130,7 @@ def write_batch(
     ]
     dlq_rows = [d.__dict__ for d in dead_letters]
     with Session(engine) as session, session.begin():
-        articles_inserted = _insert_ignore(session, engine, _table("articles"), _dedup(article_rows, "id"))
+        articles_inserted = _insert_ignore(session, engine, _table("articles"), article_rows)
         _insert_ignore(session, engine, _table("article_tickers"), ticker_rows)
         predictions_inserted = _insert_ignore(session, engine, _table("predictions"), prediction_rows)
         dlq_inserted = _insert_ignore(session, engine, _table("dlq_records"), dlq_rows)
@@ -145,11 +145,6 @@ def write_batch(
                 .values(resolved_at=func.now(), resolution=resolution)
             )
     return WriteResult(articles_inserted, predictions_inserted, dlq_inserted)
-
-
-def _dedup(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """One row per key within a statement (PostgreSQL rejects a conflict inside one INSERT)."""
-    return list({row[key]: row for row in rows}.values())
 
 
 def count_rows(engine: Engine) -> dict[str, int]:

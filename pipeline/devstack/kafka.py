@@ -190,7 +190,6 @@ def _read_pid(config: BrokerConfig) -> int | None:
 
 def start(config: BrokerConfig, ready_timeout_s: float = 60.0) -> float:
     """Start the broker (fetching and formatting first if needed); return seconds until ready."""
-    began = time.monotonic()
     if _read_pid(config) is not None and is_ready(config.bootstrap):
         return 0.0
     if _port_open(config.port):
