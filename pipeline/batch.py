@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,6 +23,7 @@ from models.classifier import Classifier, Output
 from models.instructions import InstructionSet
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class BatchProcessor:
     def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         # The model and instruction set are read once per batch: a hot swap takes effect
         # between batches, never inside one, so every row of a batch has one model version.
-        classifier, instructions = self._classifier(), self._instructions()
+        classifier = self._classifier()
+        instructions = self._with_db_retry("instruction lookup", self._instructions)
         outcome = BatchOutcome(model_version=classifier.version)
         valid: list[tuple[RawRecord, NewsItem]] = []
         for record in records:
@@ -147,7 +150,9 @@ class BatchProcessor:
             if (origin := record.replayed_from) is not None
         ]
         began = time.perf_counter()
-        outcome.write = self._write_with_retry(rows, dead_rows, resolutions)
+        outcome.write = self._with_db_retry(
+            "write", lambda: write_batch(self._engine, rows, dead_rows, resolutions)
+        )
         outcome.write_s = time.perf_counter() - began
         return outcome
 
@@ -185,17 +190,13 @@ class BatchProcessor:
         run(0, len(items))
         return results
 
-    def _write_with_retry(
-        self,
-        rows: list[ArticleRow],
-        dead_rows: list[DeadLetterRow],
-        resolutions: list[tuple[str, int, int, str]],
-    ) -> WriteResult:
-        """A database outage pauses the batch (and so the stream) until the database is back."""
+    def _with_db_retry(self, what: str, call: Callable[[], R]) -> R:
+        """Every database touch of a batch goes through here: an outage pauses the batch (and so
+        the stream) until the database is back, instead of crashing the agent."""
         delay = 0.5
         while True:
             try:
-                return write_batch(self._engine, rows, dead_rows, resolutions)
+                return call()
             except DBAPIError as exc:
                 # Connection trouble (the database is down or restarting) is waited out; anything
                 # else (a bad statement, a constraint) is a bug and must surface.
@@ -204,7 +205,8 @@ class BatchProcessor:
                 if self._stop_requested():
                     raise
                 log.warning(
-                    "database write failed; retrying", extra={"retry_in_s": delay, "error": str(exc)[:300]}
+                    f"database {what} failed; retrying",
+                    extra={"retry_in_s": delay, "error": str(exc)[:300]},
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, self._db_retry_max_s)
