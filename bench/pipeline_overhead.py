@@ -37,6 +37,8 @@ def baseline_consume(bootstrap: str, topic: str, max_message_bytes: int) -> floa
 
 
 def main() -> None:
+    # A timeout or Ctrl-C must still run the `finally` below, which stops the worker it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     import faulthandler
 
     faulthandler.dump_traceback_later(float(os.environ.get("BENCH_DUMP_AFTER_S", "1e9")), exit=True)
