@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench
+.PHONY: demo test venv lint services-up services-down bench bench-executor
 
 venv:
 	bash scripts/bootstrap.sh
@@ -17,3 +17,6 @@ lint: venv
 
 bench: venv
 	bash scripts/bench.sh
+
+bench-executor: venv
+	.venv/bin/python bench/executor_throughput.py

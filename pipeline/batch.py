@@ -97,7 +97,7 @@ class BatchProcessor:
     def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         # The model and instruction set are read once per batch: a hot swap takes effect
         # between batches, never inside one, so every row of a batch has one model version.
-        classifier = self._classifier()
+        classifier = self._with_db_retry("model lookup", self._classifier)
         instructions = self._with_db_retry("instruction lookup", self._instructions)
         outcome = BatchOutcome(model_version=classifier.version)
         valid: list[tuple[RawRecord, NewsItem]] = []

@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import logs
+from pipeline import cli_models, logs
 from pipeline.settings import Settings, load_settings
 
 log = logging.getLogger("finsent")
@@ -215,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, help="listen port (default from settings)")
     dev.add_argument("--name", default="finsent", help="database name for createdb")
     dev.set_defaults(func=cmd_dev)
+
+    def with_settings(handler: Callable[[argparse.Namespace, Settings], int]) -> Callable[..., int]:
+        return lambda args: handler(args, _settings(args))
+
+    cli_models.add_commands(sub, with_settings)
     return parser
 
 

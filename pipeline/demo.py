@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from connectors.db.engine import make_engine
@@ -29,6 +30,7 @@ from connectors.db.writer import count_rows
 from connectors.kafka_io import NewsProducer, make_producer
 from connectors.news_item import NewsItem
 from connectors.sources.files import FileSource
+from models.registry import ModelRegistry
 from pipeline.devstack import kafka as devkafka
 from pipeline.devstack.config import broker_config
 from pipeline.settings import Settings
@@ -88,6 +90,13 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         seconds = devkafka.start(broker)
         print(f"Kafka ready in {seconds:.1f} s")
     upgrade(database_url)
+    model = _adopt_trained_model(settings, make_engine(database_url))
+    print(
+        f"model: {model} (trained heads)"
+        if model
+        else "model: base encoder, every instruction zero-shot — `finsent train --recipe default` "
+        "(about 20 min on 2 cores) trains heads and the next demo uses them"
+    )
     declare_topics(demo)
 
     producer = NewsProducer(make_producer(demo.kafka_bootstrap, demo.kafka_max_message_bytes), demo.topic_raw)
@@ -124,6 +133,25 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         print(f"NOT every message was accounted for; the worker's log is {log_path}")
         return 1
     return 0
+
+
+def _adopt_trained_model(settings: Settings, demo_engine: Engine) -> str | None:
+    """The operator's active model (in the main database), registered in the demo's database too."""
+    if settings.classifier != "model":
+        return None
+    try:
+        main = make_engine(settings.database_url)
+        with main.connect() as conn:
+            has_table = bool(
+                conn.execute(text("SELECT 1 FROM model_versions WHERE status = 'active'")).first()
+            )
+        active = ModelRegistry(settings.models_dir, main).active() if has_table else None
+    except SQLAlchemyError:
+        return None  # no main database yet (or not reachable): the demo runs zero-shot
+    if active is None:
+        return None
+    ModelRegistry(settings.models_dir, demo_engine).adopt(active)
+    return active.version
 
 
 def _follow(engine: Engine, worker: subprocess.Popen[bytes], expected: int, timeout_s: float) -> bool:
@@ -179,7 +207,6 @@ def _summary(engine: Engine, published: int, good: int, counts: dict[str, int], 
     print(f"accounted for:      {counts['articles'] + counts['dlq_records']} of {published}")
     print("top topics:         " + ", ".join(f"{t} ({n})" for t, n in topics))
     print("sentiment mix:      " + ", ".join(f"{s}: {n}" for s, n in mix))
-    print("(classification is the constant stand-in until the instruction executor lands)")
     print()
     print(f"look further: sqlite3 {url.removeprefix('sqlite:///')}")
     print("  SELECT topic, items, negative_share FROM v_topic_sentiment_daily ORDER BY items DESC;")

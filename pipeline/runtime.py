@@ -6,20 +6,23 @@ model version that gets activated, is used from the next batch on without a rest
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
-from connectors.db.schema import Instruction as InstructionRow
+from models import instruction_store
 from models.classifier import Classifier, StandInClassifier
-from models.instructions import Instruction, InstructionSet, builtin, merge
+from models.executor import ExecutorOptions, InstructionExecutor
+from models.instructions import InstructionSet
+from models.registry import ModelRegistry, base_executor, base_version
 from pipeline.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class _Refreshing(Generic[T]):
@@ -43,22 +46,70 @@ class InstructionProvider(_Refreshing[InstructionSet]):
     """Built-in YAML instructions, overridden and extended by rows of the `instructions` table."""
 
     def __init__(self, engine: Engine, refresh_s: float = 5.0) -> None:
-        self._engine = engine
-        super().__init__(self._read, refresh_s)
+        super().__init__(lambda: instruction_store.current(engine), refresh_s)
 
-    def _read(self) -> InstructionSet:
-        with Session(self._engine) as session:
-            rows = session.scalars(select(InstructionRow)).all()
-        overrides = [
-            Instruction(name=row.name, text=row.text, labels=dict(row.labels), active=row.active)
-            for row in rows
-        ]
-        return merge(builtin(), overrides)
+
+def executor_options(settings: Settings) -> ExecutorOptions:
+    return ExecutorOptions(
+        device=settings.inference_device,
+        precision=settings.inference_precision,
+        max_length=settings.inference_max_length,
+        token_budget=settings.inference_token_budget,
+        cpu_threads=settings.inference_cpu_threads,
+    )
+
+
+class ActiveModel:
+    """Loads the registry's active version, and loads again only when the active version changes.
+
+    With no active version the base encoder runs every instruction zero-shot, so a fresh install
+    classifies (roughly) from the first message on.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self._settings = settings
+        self._registry = ModelRegistry(settings.models_dir, engine)
+        self._options = executor_options(settings)
+        self._loaded: InstructionExecutor | None = None
+
+    def __call__(self) -> Classifier:
+        version = self._registry.active_version()
+        wanted = version or base_version(self._settings.encoder)
+        if self._loaded is None or self._loaded.version != wanted:
+            started = time.monotonic()
+            try:
+                if version is None:
+                    loaded = base_executor(self._settings.encoder, self._options, self._settings.cache_dir)
+                else:
+                    loaded = self._registry.load(version, self._options)
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                if self._loaded is None:
+                    raise
+                # A broken new version must not stop a worker that has a working model.
+                log.error(
+                    "model load failed; keeping the loaded model",
+                    extra={"event": "model_load_failed", "model_version": wanted, "error": str(exc)},
+                )
+                return self._loaded
+            self._loaded = loaded
+            log.info(
+                "model loaded",
+                extra={
+                    "event": "model_loaded",
+                    "model_version": wanted,
+                    "device": str(self._loaded.device),
+                    "precision": self._loaded.precision,
+                    "seconds": round(time.monotonic() - started, 2),
+                },
+            )
+        return self._loaded
 
 
 class ClassifierProvider(_Refreshing[Classifier]):
     @classmethod
-    def from_settings(cls, settings: Settings) -> ClassifierProvider:
+    def from_settings(cls, settings: Settings, engine: Engine) -> ClassifierProvider:
         if settings.classifier == "standin":
             return cls(StandInClassifier, refresh_s=3600.0)
-        raise ValueError(f"unknown classifier {settings.classifier!r}; expected 'standin'")
+        if settings.classifier == "model":
+            return cls(ActiveModel(settings, engine), refresh_s=settings.model_refresh_s)
+        raise ValueError(f"unknown classifier {settings.classifier!r}; expected 'model' or 'standin'")

@@ -46,7 +46,31 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(default=0.5, gt=0)
     max_title_chars: int = Field(default=2_000, ge=1)
     max_body_chars: int = Field(default=200_000, ge=0)
-    classifier: str = Field(default="standin", description="'standin' (constant, plumbing only).")
+    classifier: str = Field(
+        default="model",
+        pattern="^(model|standin)$",
+        description="'model': the active registered model (zero-shot base encoder if none); "
+        "'standin': constant output, for plumbing tests and benchmarks only.",
+    )
+    encoder: str = Field(
+        default="minilm",
+        description="Base encoder: a profile (minilm), a local Hugging Face folder or a hub id.",
+    )
+    inference_device: str = Field(default="auto", description="auto (GPU when visible), cpu, cuda, cuda:N.")
+    inference_precision: str = Field(
+        default="auto",
+        pattern="^(auto|fp32|bf16|fp16|int8)$",
+        description="auto: bf16 on GPU, fp32 on CPU; int8 = dynamic quantisation (CPU).",
+    )
+    inference_max_length: int = Field(default=128, ge=8, le=512, description="Tokens per text.")
+    inference_token_budget: int = Field(default=4096, ge=64, description="Padded tokens per forward pass.")
+    inference_cpu_threads: int = Field(default=0, ge=0, description="Torch threads on CPU; 0 = all cores.")
+    instruction_refresh_s: float = Field(
+        default=5.0, gt=0, description="How often a worker re-reads the instruction set."
+    )
+    model_refresh_s: float = Field(
+        default=10.0, gt=0, description="How often a worker checks for a new model."
+    )
     worker_web_port: int = Field(default=0, ge=0, description="Faust web port; 0 disables it.")
     db_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the database retry backoff.")
 

@@ -43,8 +43,8 @@ def build_app(
 ) -> faust.App:
     """Wire a Faust app whose one agent runs the batch pipeline."""
     engine = engine or make_engine(settings.database_url)
-    classifier = classifier or ClassifierProvider.from_settings(settings)
-    instructions = instructions or InstructionProvider(engine)
+    classifier = classifier or ClassifierProvider.from_settings(settings, engine)
+    instructions = instructions or InstructionProvider(engine, settings.instruction_refresh_s)
     datadir = settings.home / "faust" / settings.consumer_group
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -76,11 +76,20 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def data_dir() -> Path:
+def _data_dir() -> Path:
     if not (DATA_DIR / "tfn_topic" / "train.csv").exists():
         pytest.skip(f"shared data sets not found in {DATA_DIR}")
     return DATA_DIR
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return _data_dir()
+
+
+@pytest.fixture(scope="module")
+def data_dir_module() -> Path:
+    return _data_dir()
 
 
 @dataclass
@@ -103,7 +112,8 @@ class Stack:
             batch_within_s=0.3,
             log_format="json",
             log_level="INFO",
-            **self.overrides,  # type: ignore[arg-type]
+            # Plumbing tests use the constant stand-in; model tests override it with "model".
+            **{"classifier": "standin", **self.overrides},  # type: ignore[arg-type]
         ).isolated(f"t{self.run_id}")
 
     @property

@@ -1,0 +1,194 @@
+"""Batched execution of every active instruction on a batch of texts: one encoder pass, many heads.
+
+Texts are tokenised once, sorted by length and cut into batches bounded by a token budget, so
+padding stays minimal and a long article does not inflate a batch of headlines. An instruction
+with a trained head (same name and label set) uses it; any other instruction runs zero-shot,
+comparing the text's embedding with embeddings of the instruction's label descriptions, and its
+output says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from models.classifier import Output
+from models.encoder import choose_device, configure_cpu_threads
+from models.instructions import Instruction, InstructionSet
+from models.network import InstructionModel
+from models.text import prepare_text
+
+log = logging.getLogger(__name__)
+
+ZERO_SHOT_TEMPERATURE = 0.05  # cosine similarities sit in a narrow band; this spreads them
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How inference runs. The defaults are the fastest measured on a 2-core CPU (see bench/)."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 | int8 (CPU only)
+    max_length: int = 128
+    token_budget: int = 4096  # padded tokens per forward pass
+    max_batch: int = 64
+    cpu_threads: int = 0  # 0: every core
+
+
+def zero_shot_prompt(instruction: Instruction, label: str) -> str:
+    description = instruction.labels.get(label, "")
+    answer = f"{label}: {description}" if description else label
+    return f"{instruction.text} {answer}"
+
+
+class InstructionExecutor:
+    """Implements `models.classifier.Classifier` for a (trained or base) `InstructionModel`."""
+
+    def __init__(
+        self,
+        model: InstructionModel,
+        tokenizer: PreTrainedTokenizerBase,
+        version: str,
+        options: ExecutorOptions | None = None,
+    ) -> None:
+        self.version = version
+        self.options = options or ExecutorOptions()
+        self.device = choose_device(self.options.device)
+        self.tokenizer = tokenizer
+        if self.device.type == "cpu":
+            configure_cpu_threads(self.options.cpu_threads)
+        self.precision = self._resolve_precision()
+        model = model.eval()
+        if self.precision == "int8":
+            model = _quantise_int8(model)
+        self.model = model.to(self.device)
+        self._label_embeddings: dict[tuple[object, ...], torch.Tensor] = {}
+
+    def _resolve_precision(self) -> str:
+        precision = self.options.precision
+        if precision == "auto":
+            if self.device.type != "cuda":
+                return "fp32"
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if precision == "int8" and self.device.type != "cpu":
+            raise ValueError("precision int8 (dynamic quantisation) runs on the CPU only")
+        if precision not in {"fp32", "bf16", "fp16", "int8"}:
+            raise ValueError(f"unknown precision {precision!r}")
+        return precision
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.precision in {"bf16", "fp16"}:
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
+        return contextlib.nullcontext()
+
+    # --- embeddings ----------------------------------------------------------------------------
+
+    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        encoded = self.tokenizer(
+            [prepare_text(t) for t in texts],
+            truncation=True,
+            max_length=self.options.max_length,
+            padding=False,
+        )
+        ids: list[list[int]] = encoded["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.options.max_batch
+                and (end - start + 1) * len(ids[order[end]]) <= self.options.token_budget
+            ):
+                end += 1
+            members = order[start:end]
+            padded = self.tokenizer.pad(
+                {"input_ids": [ids[i] for i in members]}, padding=True, return_tensors="pt"
+            )
+            yield members, {k: v.to(self.device, non_blocking=True) for k, v in padded.items()}
+            start = end
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Mean-pooled encoder output per text, float32 on the CPU, in input order."""
+        hidden = int(self.model.encoder.config.hidden_size)
+        result = torch.empty((len(texts), hidden), dtype=torch.float32)
+        if not texts:
+            return result
+        with torch.inference_mode(), self._autocast():
+            for members, batch in self._batches(texts):
+                pooled = self.model.embed(batch["input_ids"], batch["attention_mask"])
+                result[torch.tensor(members)] = pooled.float().cpu()
+        return result
+
+    def _label_matrix(self, instruction: Instruction) -> torch.Tensor:
+        key = (instruction.name, instruction.text, tuple(instruction.labels.items()))
+        cached = self._label_embeddings.get(key)
+        if cached is None:
+            prompts = [zero_shot_prompt(instruction, label) for label in instruction.label_names]
+            cached = nn.functional.normalize(self.embed(prompts), dim=-1)
+            self._label_embeddings[key] = cached
+        return cached
+
+    # --- classification ------------------------------------------------------------------------
+
+    def head_for(self, instruction: Instruction) -> list[str] | None:
+        """The head's label order when this model has a usable trained head for the instruction."""
+        labels = self.model.head_labels.get(instruction.name)
+        if labels is None or set(labels) != set(instruction.label_names):
+            return None
+        return labels
+
+    def probabilities(self, pooled: torch.Tensor, instruction: Instruction) -> tuple[torch.Tensor, bool]:
+        """(n x labels in the instruction's order, zero_shot) for already-pooled embeddings."""
+        labels = self.head_for(instruction)
+        if labels is not None:
+            with torch.inference_mode():
+                head = cast(nn.Linear, self.model.heads[instruction.name])
+                weight = head.weight.detach().float().cpu()
+                bias = head.bias.detach().float().cpu()
+                probs = torch.softmax(pooled @ weight.T + bias, dim=-1)
+            columns = [labels.index(label) for label in instruction.label_names]
+            return probs[:, columns], False
+        similarity = nn.functional.normalize(pooled, dim=-1) @ self._label_matrix(instruction).T
+        return torch.softmax(similarity / ZERO_SHOT_TEMPERATURE, dim=-1), True
+
+    def classify(self, texts: Sequence[str], instructions: InstructionSet) -> list[dict[str, Output]]:
+        pooled = self.embed(texts)
+        results: list[dict[str, Output]] = [{} for _ in texts]
+        for instruction in instructions.active:
+            probs, zero_shot = self.probabilities(pooled, instruction)
+            names = instruction.label_names
+            best = probs.argmax(dim=-1).tolist()
+            for row, (index, values) in enumerate(zip(best, probs.tolist(), strict=True)):
+                results[row][instruction.name] = Output(
+                    label=names[index],
+                    score=float(values[index]),
+                    distribution=dict(zip(names, values, strict=True)),
+                    zero_shot=zero_shot,
+                )
+        return results
+
+
+def _quantise_int8(model: InstructionModel) -> InstructionModel:
+    """Dynamic int8 for the encoder's linear layers (weights int8, activations quantised per batch).
+
+    Heads stay float: they are tiny, and zero-shot label embeddings go through the same encoder.
+    """
+    import copy
+    import warnings
+
+    quantised = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantised.encoder = torch.ao.quantization.quantize_dynamic(
+            quantised.encoder, {nn.Linear}, dtype=torch.qint8
+        )
+    return quantised

@@ -1,0 +1,122 @@
+"""Named training recipes: which public data sets, which mode and which settings.
+
+`default` is sized to finish on a 2-core CPU within 30 minutes; `accurate` spends more epochs and a
+longer context for GPU machines. Both read the labelled sets from the shared data folder
+(`FINSENT_DATA_DIR`); the files are never copied into the project.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from models.datasets import DataError, Example, load_examples, read_records
+from models.instructions import InstructionSet
+from models.training import TrainConfig
+
+TFNS_LABELS = {"0": "negative", "1": "positive", "2": "neutral"}
+TFN_TOPICS = [
+    "Analyst Update",
+    "Fed | Central Banks",
+    "Company | Product News",
+    "Treasuries | Corporate Debt",
+    "Dividend",
+    "Earnings",
+    "Energy | Oil",
+    "Financials",
+    "Currencies",
+    "General News | Opinion",
+    "Gold | Metals | Materials",
+    "IPO",
+    "Legal | Regulation",
+    "M&A | Investments",
+    "Macro",
+    "Markets",
+    "Politics",
+    "Personnel Change",
+    "Stock Commentary",
+    "Stock Movement",
+]
+# SEntFiN's `Decisions` is meant to be a Python dict literal, but some rows are not valid Python
+# (unescaped quotes in entity names), so the sentiments are read with a pattern instead.
+_SENTFIN_VALUE = re.compile(r":\s*['\"](positive|neutral|negative)['\"]")
+
+
+def tfns_sentiment(data_dir: Path, instructions: InstructionSet) -> list[Example]:
+    return load_examples(
+        data_dir / "tfns_sentiment" / "train.csv", instructions.get("sentiment"), label_map=TFNS_LABELS
+    )
+
+
+def tfn_topic(data_dir: Path, instructions: InstructionSet) -> list[Example]:
+    return load_examples(
+        data_dir / "tfn_topic" / "train.csv",
+        instructions.get("topic"),
+        label_map={str(i): name for i, name in enumerate(TFN_TOPICS)},
+    )
+
+
+def sentfin_single_entity(data_dir: Path, instructions: InstructionSet) -> list[Example]:
+    """Headlines about exactly one entity: the entity's sentiment is the headline's sentiment."""
+    instructions.get("sentiment")
+    path = data_dir / "sentfin" / "train.csv"
+    examples = []
+    for record in read_records(path):
+        values = _SENTFIN_VALUE.findall(str(record.get("Decisions", "")))
+        title = str(record.get("Title", "")).strip()
+        if len(values) == 1 and title:
+            examples.append(Example(title, "sentiment", values[0]))
+    if not examples:
+        raise DataError(f"{path}: no single-entity rows")
+    return examples
+
+
+Loader = Callable[[Path, InstructionSet], list[Example]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    loaders: tuple[Loader, ...]
+    config: TrainConfig
+
+    def examples(self, data_dir: Path, instructions: InstructionSet) -> list[Example]:
+        if not data_dir.is_dir():
+            raise DataError(f"data folder {data_dir} does not exist (set FINSENT_DATA_DIR)")
+        return [example for loader in self.loaders for example in loader(data_dir, instructions)]
+
+
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(
+        name="default",
+        description="full fine-tuning of the base encoder with both heads; ≤ 30 min on a 2-core CPU",
+        loaders=(tfns_sentiment, sentfin_single_entity, tfn_topic),
+        config=TrainConfig(
+            mode="full",
+            epochs=1.5,
+            batch_size=32,
+            max_length=64,
+            encoder_lr=8e-5,
+            freeze_layers=2,
+            patience=1,
+            time_budget_s=26 * 60,
+        ),
+    ),
+    "accurate": Recipe(
+        name="accurate",
+        description="more epochs and a longer context; for GPU machines",
+        loaders=(tfns_sentiment, sentfin_single_entity, tfn_topic),
+        config=TrainConfig(mode="full", epochs=5, batch_size=32, max_length=128, encoder_lr=5e-5, patience=2),
+    ),
+}
+
+
+def get_recipe(name: str, device: str | None = None) -> Recipe:
+    try:
+        recipe = RECIPES[name]
+    except KeyError:
+        raise DataError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+    return replace(recipe, config=replace(recipe.config, device=device)) if device else recipe

@@ -1,0 +1,331 @@
+"""`finsent instructions | train | models | classify | evaluate`: the model side of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pipeline.settings import Settings
+
+CHUNK = 1024  # texts per classify() call in the batch commands: bounded memory, steady progress
+
+
+def _engine(settings: Settings) -> Engine:
+    from connectors.db.engine import make_engine
+    from connectors.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return make_engine(settings.database_url)
+
+
+# --- instructions ----------------------------------------------------------------------------
+
+
+def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
+    from models import instruction_store
+    from models.instructions import Instruction, load_yaml
+
+    engine = _engine(settings)
+    if args.action == "list":
+        for instruction in instruction_store.current(engine).instructions:
+            state = "active" if instruction.active else "disabled"
+            print(
+                f"{instruction.name:<20} {state:<9} {len(instruction.labels):>3} labels  {instruction.text}"
+            )
+        return 0
+    if args.action in {"disable", "enable"}:
+        changed = instruction_store.set_active(engine, args.name, args.action == "enable")
+        print(f"instruction {changed.name} {'enabled' if changed.active else 'disabled'}")
+        return 0
+    if args.file:
+        added = list(load_yaml(Path(args.file)).instructions)
+    else:
+        if not (args.name and args.text and args.label):
+            raise SystemExit("instructions add: give --file, or --name, --text and at least two --label")
+        labels = {}
+        for spec in args.label:
+            label, _, description = spec.partition(":")
+            labels[label.strip()] = description.strip()
+        added = [
+            Instruction.from_dict(
+                {"name": args.name, "text": args.text, "labels": labels, "active": not args.inactive}
+            )
+        ]
+    for instruction in added:
+        instruction_store.upsert(engine, instruction)
+        print(f"instruction {instruction.name} saved ({len(instruction.labels)} labels)")
+    return 0
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def _training_examples(
+    args: argparse.Namespace, settings: Settings, instructions: Any
+) -> tuple[list[Any], Any]:
+    from models.datasets import DataError, load_examples, parse_label_map
+    from models.recipes import get_recipe
+    from models.training import TrainConfig
+
+    if args.recipe:
+        recipe = get_recipe(args.recipe)
+        return recipe.examples(settings.data_dir, instructions), recipe.config
+    if not args.data:
+        raise DataError("give --recipe NAME, or --data FILE --instruction NAME (repeatable)")
+    if len(args.instruction or []) != len(args.data):
+        raise DataError("give one --instruction per --data file, in the same order")
+    maps = args.label_map or []
+    if len(maps) not in {0, len(args.data)}:
+        raise DataError("give no --label-map, or one per --data file ('' for none)")
+    examples = []
+    for index, (path, name) in enumerate(zip(args.data, args.instruction, strict=True)):
+        mapping = parse_label_map(maps[index]) if maps else {}
+        examples.extend(
+            load_examples(Path(path), instructions.get(name), args.text_column, args.label_column, mapping)
+        )
+    return examples, TrainConfig()
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from models import instruction_store
+    from models.encoder import configure_cpu_threads, load_encoder
+    from models.instructions import InstructionSet
+    from models.registry import ModelRegistry
+    from models.training import Trainer
+
+    engine = _engine(settings)
+    instructions = instruction_store.current(engine)
+    examples, config = _training_examples(args, settings, instructions)
+    overrides = {
+        key: value
+        for key, value in {
+            "mode": args.mode,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "seed": args.seed,
+            "time_budget_s": args.time_budget_min * 60 if args.time_budget_min else None,
+        }.items()
+        if value is not None
+    }
+    device = args.device or ("cuda" if settings.inference_device == "auto" and _cuda() else "cpu")
+    config = replace(config, device=device, **overrides)
+    trained = InstructionSet.of(
+        i for i in instructions.instructions if i.name in {e.instruction for e in examples}
+    )
+    configure_cpu_threads(settings.inference_cpu_threads)
+    encoder = args.encoder or settings.encoder
+    tokenizer, model = load_encoder(encoder, settings.cache_dir)
+    print(
+        f"training {', '.join(trained.names())} on {len(examples)} rows: mode={config.mode} "
+        f"epochs={config.heads_epochs if config.mode == 'heads' else config.epochs:g} device={config.device}",
+        flush=True,
+    )
+    started = time.monotonic()
+    result = Trainer(model, tokenizer, trained, config).fit(examples)
+    from models.evaluation import format_report
+
+    for name, report in result.metrics.items():
+        print(format_report(f"validation {name}", report))
+    registry = ModelRegistry(settings.models_dir, engine)
+    version = registry.register(
+        result, tokenizer, trained, encoder, reason=f"trained with {args.recipe or 'files'}"
+    )
+    if args.no_activate:
+        print(f"registered {version} (candidate, not activated)")
+    else:
+        registry.activate(version, reason="activated by finsent train")
+        print(f"registered and activated {version}")
+    print(f"training took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_dir, _engine(settings))
+    if args.action == "list":
+        for info in registry.versions():
+            figures = " ".join(
+                f"{name}: acc={m.get('accuracy', 0):.3f} f1={m.get('macro_f1', 0):.3f}"
+                for name, m in info.metrics.items()
+                if isinstance(m, dict)
+            )
+            print(f"{info.version:<32} {info.status:<9} {figures}  {info.decision_reason}")
+        return 0
+    if args.action == "activate":
+        registry.activate(args.version, reason="activated by operator")
+        print(f"activated {args.version}")
+        return 0
+    print(f"rolled back to {registry.rollback()}")
+    return 0
+
+
+# --- batch classification and evaluation ------------------------------------------------------
+
+
+def _executor(settings: Settings, engine: Engine, version: str | None) -> Any:
+    from models.registry import ModelRegistry, base_executor
+    from pipeline.runtime import executor_options
+
+    registry = ModelRegistry(settings.models_dir, engine)
+    options = executor_options(settings)
+    version = version or registry.active_version()
+    if version is None:
+        print("no active model: every instruction runs zero-shot on the base encoder", file=sys.stderr)
+        return base_executor(settings.encoder, options, settings.cache_dir)
+    return registry.load(version, options)
+
+
+def read_inputs(path: Path) -> Iterator[tuple[Any, str]]:
+    """(id, text) pairs from JSONL ({"id", "text"}) or CSV (a `text` column; ids are row numbers)."""
+    from models.datasets import DataError, read_records
+
+    is_jsonl = path.suffix.lower() in {".jsonl", ".ndjson", ".json"}
+    for number, record in enumerate(read_records(path)):
+        if "text" not in record or not isinstance(record["text"], str):
+            raise DataError(f"{path}: record {number} has no text field")
+        yield (record.get("id", number) if is_jsonl else number), record["text"]
+
+
+def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    from models import instruction_store
+
+    engine = _engine(settings)
+    executor = _executor(settings, engine, args.model)
+    instructions = instruction_store.current(engine)
+    inputs = list(read_inputs(Path(args.input)))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with output.open("w", encoding="utf-8") as handle:
+        for start in range(0, len(inputs), CHUNK):
+            chunk = inputs[start : start + CHUNK]
+            answers = executor.classify([text for _, text in chunk], instructions)
+            for (item_id, _), answer in zip(chunk, answers, strict=True):
+                line: dict[str, Any] = {"id": item_id}
+                for name, out in answer.items():
+                    line[name] = {"label": out.label, "score": out.score, "distribution": out.distribution}
+                    if out.zero_shot:
+                        line[name]["zero_shot"] = True
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    seconds = time.monotonic() - started
+    print(
+        f"classified {len(inputs)} texts with {executor.version} in {seconds:.1f} s "
+        f"({len(inputs) / max(seconds, 1e-9):.0f}/s) → {output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from models import instruction_store
+    from models.datasets import load_examples, parse_label_map
+    from models.evaluation import classification_report, format_report
+    from models.instructions import InstructionSet
+
+    engine = _engine(settings)
+    instruction = instruction_store.current(engine).get(args.instruction)
+    examples = load_examples(
+        Path(args.data), instruction, args.text_column, args.label_column, parse_label_map(args.label_map)
+    )
+    executor = _executor(settings, engine, args.model)
+    only = InstructionSet.of([replace(instruction, active=True)])
+    predicted: list[str] = []
+    for start in range(0, len(examples), CHUNK):
+        chunk = examples[start : start + CHUNK]
+        predicted.extend(a[instruction.name].label for a in executor.classify([e.text for e in chunk], only))
+    report = classification_report([e.label for e in examples], predicted, instruction.label_names)
+    report["model_version"] = executor.version
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"model {executor.version}")
+        print(format_report(instruction.name, report))
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def add_commands(sub: Any, run: Any) -> None:
+    """Register the model-side subcommands; `run` wraps a handler with settings and logging."""
+    instructions = sub.add_parser("instructions", help="the instruction set (data, not code)")
+    actions = instructions.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every instruction and its state").set_defaults(
+        func=run(cmd_instructions)
+    )
+    add = actions.add_parser("add", help="add or replace an instruction")
+    add.add_argument("--file", help="YAML list of instructions (name, text, labels, active)")
+    add.add_argument("--name")
+    add.add_argument("--text", help="the natural-language instruction")
+    add.add_argument("--label", action="append", help="LABEL:one-line description (repeat per label)")
+    add.add_argument("--inactive", action="store_true", help="store it disabled")
+    add.set_defaults(func=run(cmd_instructions))
+    for action in ("disable", "enable"):
+        parser = actions.add_parser(action, help=f"{action} an instruction")
+        parser.add_argument("name")
+        parser.set_defaults(func=run(cmd_instructions))
+
+    train = sub.add_parser("train", help="train instruction heads (multi-task) and register the model")
+    train.add_argument("--recipe", help="default (CPU, ≤30 min) or accurate (GPU)")
+    train.add_argument("--data", action="append", help="CSV or JSONL file (repeatable)")
+    train.add_argument("--instruction", action="append", help="instruction each --data file trains")
+    train.add_argument(
+        "--label-map", action="append", help="per --data file: 'bearish=negative,...' or a file"
+    )
+    train.add_argument("--text-column", default="text")
+    train.add_argument("--label-column", default="label")
+    train.add_argument("--mode", choices=["heads", "full"])
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--max-length", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--time-budget-min", type=float, help="stop training after this many minutes")
+    train.add_argument("--device", help="cpu, cuda (default: GPU when visible)")
+    train.add_argument("--encoder", help="base encoder (default: FINSENT_ENCODER)")
+    train.add_argument("--no-activate", action="store_true", help="register as a candidate only")
+    train.set_defaults(func=run(cmd_train))
+
+    models = sub.add_parser("models", help="the model registry")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    model_actions.add_parser("list").set_defaults(func=run(cmd_models))
+    activate = model_actions.add_parser("activate")
+    activate.add_argument("version")
+    activate.set_defaults(func=run(cmd_models))
+    model_actions.add_parser("rollback", help="re-activate the previous version").set_defaults(
+        func=run(cmd_models)
+    )
+
+    classify = sub.add_parser("classify", help="run every active instruction over a file")
+    classify.add_argument("--input", required=True, help="JSONL {id, text} or CSV with a text column")
+    classify.add_argument("--output", required=True, help="JSONL, one line per input, in input order")
+    classify.add_argument("--model", help="model version (default: the active one)")
+    classify.set_defaults(func=run(cmd_classify))
+
+    evaluate = sub.add_parser("evaluate", help="accuracy, macro-F1 and per-class figures on a labelled file")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--instruction", required=True)
+    evaluate.add_argument("--label-map")
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--model", help="model version (default: the active one)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=run(cmd_evaluate))

@@ -1,0 +1,100 @@
+"""Training: beats zero-shot, reproducible, both modes, honest validation split, clear data errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.datasets import DataError, Example, load_examples, parse_label_map
+from models.encoder import load_encoder
+from models.evaluation import classification_report
+from models.executor import ExecutorOptions, InstructionExecutor
+from models.instructions import InstructionSet, builtin
+from models.registry import base_executor
+from models.training import TrainConfig, Trainer, TrainResult, split
+from tests.model_helpers import sentiment_slice
+
+HEADS = TrainConfig(mode="heads", val_fraction=0.15, progress=False, seed=7)
+
+
+def _train(examples: list[Example], config: TrainConfig) -> TrainResult:
+    tokenizer, encoder = load_encoder("minilm")
+    return Trainer(encoder, tokenizer, InstructionSet.of([builtin().get("sentiment")]), config).fit(examples)
+
+
+def _accuracy(executor: InstructionExecutor, test: list[Example]) -> float:
+    sentiment = InstructionSet.of([builtin().get("sentiment")])
+    predicted = [r["sentiment"].label for r in executor.classify([e.text for e in test], sentiment)]
+    return classification_report([e.label for e in test], predicted, ["negative", "neutral", "positive"])[
+        "accuracy"
+    ]
+
+
+def test_training_a_small_slice_beats_zero_shot_on_held_out_rows(data_dir: Path) -> None:
+    train, test = sentiment_slice(data_dir, train_n=600, test_n=300)
+    result = _train(train, HEADS)
+    tokenizer, _ = load_encoder("minilm")
+    trained = InstructionExecutor(result.model, tokenizer, "trained", ExecutorOptions(device="cpu"))
+    zero_shot = base_executor("minilm", ExecutorOptions(device="cpu"))
+    trained_acc, zero_acc = _accuracy(trained, test), _accuracy(zero_shot, test)
+    assert trained_acc > zero_acc + 0.05, (trained_acc, zero_acc)
+    report = result.metrics["sentiment"]
+    assert set(report) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert (
+        sum(map(sum, report["confusion_matrix"])) == report["n"] == result.counts["validation"]["sentiment"]
+    )
+
+
+def test_same_seed_same_model(data_dir: Path) -> None:
+    train, _ = sentiment_slice(data_dir, train_n=200, test_n=0)
+    first = _train(train, replace(HEADS, heads_epochs=5))
+    second = _train(train, replace(HEADS, heads_epochs=5))
+    for key, value in first.model.heads.state_dict().items():
+        assert torch.equal(value, second.model.heads.state_dict()[key]), key
+    assert first.data_fingerprint == second.data_fingerprint
+
+
+def test_full_mode_multi_task_updates_the_encoder(data_dir: Path) -> None:
+    """Two instructions in one run; the encoder's weights move (they are frozen in `heads` mode)."""
+    sentiment, _ = sentiment_slice(data_dir, train_n=48, test_n=0)
+    topics = [Example(e.text, "topic", "Markets" if i % 2 else "Earnings") for i, e in enumerate(sentiment)]
+    tokenizer, encoder = load_encoder("minilm")
+    before = encoder.encoder.layer[-1].output.dense.weight.detach().clone()
+    config = TrainConfig(
+        mode="full", epochs=1, batch_size=16, val_fraction=0.2, progress=False, freeze_layers=4
+    )
+    result = Trainer(encoder, tokenizer, builtin(), config).fit(sentiment + topics)
+    assert set(result.metrics) == {"sentiment", "topic"}
+    assert not torch.equal(before, result.model.encoder.encoder.layer[-1].output.dense.weight)
+    frozen = result.model.encoder.encoder.layer[0].output.dense.weight
+    assert not frozen.requires_grad
+    assert result.history and result.history[0]["steps"] >= 1
+
+
+def test_split_keeps_duplicates_on_one_side_and_stratifies() -> None:
+    examples = [
+        Example(f"text {i % 50}", "sentiment", ["negative", "neutral", "positive"][i % 3]) for i in range(300)
+    ]
+    train, val = split(examples, 0.2, seed=1)
+    assert not {e.text for e in train} & {e.text for e in val}
+    assert len(train) + len(val) == 50  # 300 rows, 50 distinct texts
+    assert {e.label for e in val} == {"negative", "neutral", "positive"}
+
+
+def test_label_maps_and_unknown_labels(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        '{"body": "up", "y": "bullish"}\n{"body": "down", "y": "bearish"}\n{"body": "?", "y": "meh"}\n'
+    )
+    sentiment = builtin().get("sentiment")
+    mapping = parse_label_map("bullish=positive,bearish=negative")
+    with pytest.raises(DataError, match="'meh'"):
+        load_examples(path, sentiment, "body", "y", mapping)
+    mapping["meh"] = "neutral"
+    examples = load_examples(path, sentiment, "body", "y", mapping)
+    assert [e.label for e in examples] == ["positive", "negative", "neutral"]
+    with pytest.raises(DataError, match="SOURCE=TARGET"):
+        parse_label_map("bullish")
