@@ -163,6 +163,19 @@ class ModelRegistry:
         version = self.active_version()
         return next((v for v in self.versions() if v.version == version), None) if version else None
 
+    def record_decision(self, version: str, status: str, reason: str, metrics: dict[str, Any]) -> None:
+        """Store a gate's decision on the version's row; `active` also activates it."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ModelVersion, version)
+            if row is None:
+                raise RegistryError(f"no model version {version!r}")
+            row.metrics = metrics
+            row.decision_reason = reason
+            if status != "active":
+                row.status = status
+        if status == "active":
+            self.activate(version, reason)
+
     def set_status(self, version: str, status: str, reason: str) -> None:
         with Session(self.engine) as session, session.begin():
             row = session.get(ModelVersion, version)

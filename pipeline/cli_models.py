@@ -262,6 +262,51 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- labels and retraining ----------------------------------------------------------------------
+
+
+def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from models import instruction_store
+    from models.labels import annotation_queue, import_file, write_jsonl
+    from models.registry import ModelRegistry, base_version
+
+    engine = _engine(settings)
+    if args.action == "import":
+        report = import_file(engine, Path(args.file), instruction_store.current(engine), args.annotator or "")
+        for line, reason in report.rejected:
+            print(f"{args.file}:{line}: rejected: {reason}", file=sys.stderr)
+        print(json.dumps(report.summary()))
+        return 0 if report.stored or not report.rejected else 1
+    version = args.model or ModelRegistry(settings.models_dir, engine).active_version()
+    entries = annotation_queue(engine, args.instruction, args.n, version or base_version(settings.encoder))
+    if args.output:
+        write_jsonl(entries, Path(args.output))
+        print(f"{len(entries)} items to label → {args.output}", file=sys.stderr)
+    else:
+        for entry in entries:
+            print(json.dumps(entry, ensure_ascii=False))
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.jobs import run_retrain
+
+    outcome = run_retrain(settings, _engine(settings))
+    print(
+        json.dumps(
+            {
+                "status": outcome.status,
+                "version": outcome.version,
+                "compared_with": outcome.active_version,
+                "reason": outcome.reason,
+                "holdout": {"candidate": outcome.candidate, "active": outcome.active},
+                "seconds": round(outcome.seconds, 1),
+            }
+        )
+    )
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -313,6 +358,26 @@ def add_commands(sub: Any, run: Any) -> None:
     model_actions.add_parser("rollback", help="re-activate the previous version").set_defaults(
         func=run(cmd_models)
     )
+
+    labels = sub.add_parser("labels", help="human labels: import, and the annotation queue")
+    label_actions = labels.add_subparsers(dest="action", required=True)
+    imp = label_actions.add_parser(
+        "import", help="CSV/JSONL: text or article_id, instruction, label[, annotator]"
+    )
+    imp.add_argument("file")
+    imp.add_argument("--annotator", help="annotator for rows that name none")
+    imp.set_defaults(func=run(cmd_labels))
+    queue = label_actions.add_parser("queue", help="items the model was least sure about, to label next")
+    queue.add_argument("--instruction", required=True)
+    queue.add_argument("--n", type=int, default=50)
+    queue.add_argument("--output", help="JSONL file (default: standard output)")
+    queue.add_argument("--model", help="model version whose predictions rank the items (default: active)")
+    queue.set_defaults(func=run(cmd_labels))
+
+    sub.add_parser(
+        "retrain",
+        help="run the retrain job now: train a candidate, promote it only if it beats the active model",
+    ).set_defaults(func=run(cmd_retrain))
 
     classify = sub.add_parser("classify", help="run every active instruction over a file")
     classify.add_argument("--input", required=True, help="JSONL {id, text} or CSV with a text column")

@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     instruction_refresh_s: float = Field(
         default=5.0, gt=0, description="How often a worker re-reads the instruction set."
     )
+    retrain_mode: str = Field(default="heads", pattern="^(heads|full)$", description="Retrain job's mode.")
+    retrain_base_recipe: str = Field(
+        default="default", description="Recipe whose data the retrain job adds to the labels; '' for none."
+    )
+    retrain_epochs: float = Field(default=1.5, gt=0, description="Epochs of a `full` retrain.")
+    retrain_cron: str = Field(default="0 3 * * *", description="Cron schedule of the retrain job (UTC).")
+    retrain_min_new_labels: int = Field(
+        default=200, ge=1, description="Retrain early once this many labels arrived since the last run."
+    )
+    holdout_share: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of labels held out (by text hash)."
+    )
+    gate_min_macro_f1_gain: float = Field(default=0.005, ge=0, description="Promotion needs this mean gain.")
+    gate_max_recall_drop: float = Field(default=0.05, ge=0, description="No class's recall may fall more.")
     model_refresh_s: float = Field(
         default=10.0, gt=0, description="How often a worker checks for a new model."
     )
