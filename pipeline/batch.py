@@ -122,18 +122,7 @@ class BatchProcessor:
                 continue
             outcome.stored.append((item, result))
             rows.append(_article_row(record, item, result, classifier.version))
-        dead_rows = [
-            DeadLetterRow(
-                d.record.topic,
-                d.record.partition,
-                d.record.offset,
-                d.record.key,
-                d.code,
-                d.reason,
-                len(d.record.value or b""),
-            )
-            for d in outcome.dead
-        ]
+        dead_rows = dead_letter_rows(outcome.dead)
         # A replayed dead letter leaves the DLQ count once this batch has dealt with it again:
         # 'stored' when it became a row now, 'dead_lettered_again' when it has a new record.
         stored_offsets = {(r.topic, r.partition, r.offset) for r, _ in valid} - {
@@ -191,25 +180,37 @@ class BatchProcessor:
         return results
 
     def _with_db_retry(self, what: str, call: Callable[[], R]) -> R:
-        """Every database touch of a batch goes through here: an outage pauses the batch (and so
-        the stream) until the database is back, instead of crashing the agent."""
-        delay = 0.5
-        while True:
-            try:
-                return call()
-            except DBAPIError as exc:
-                # Connection trouble (the database is down or restarting) is waited out; anything
-                # else (a bad statement, a constraint) is a bug and must surface.
-                if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
-                    raise
-                if self._stop_requested():
-                    raise
-                log.warning(
-                    f"database {what} failed; retrying",
-                    extra={"retry_in_s": delay, "error": str(exc)[:300]},
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, self._db_retry_max_s)
+        return retry_db(what, call, self._db_retry_max_s, self._stop_requested)
+
+
+def dead_letter_rows(dead: Sequence[DeadLetter]) -> list[DeadLetterRow]:
+    return [
+        DeadLetterRow(r.topic, r.partition, r.offset, r.key, d.code, d.reason, len(r.value or b""))
+        for d in dead
+        for r in [d.record]
+    ]
+
+
+def retry_db(what: str, call: Callable[[], R], max_delay_s: float, stop_requested: Callable[[], bool]) -> R:
+    """Every database touch of a batch goes through here: an outage pauses the batch (and so
+    the stream) until the database is back, instead of crashing the agent."""
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except DBAPIError as exc:
+            # Connection trouble (the database is down or restarting) is waited out; anything
+            # else (a bad statement, a constraint) is a bug and must surface.
+            if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                raise
+            if stop_requested():
+                raise
+            log.warning(
+                f"database {what} failed; retrying",
+                extra={"retry_in_s": delay, "error": str(exc)[:300]},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
 
 
 def _article_row(record: RawRecord, item: NewsItem, result: dict[str, Output], version: str) -> ArticleRow:

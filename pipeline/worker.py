@@ -24,6 +24,7 @@ from connectors.db.migrate import require_current
 from connectors.kafka_io import TopicSpec, ensure_topics
 from pipeline import logs
 from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
+from pipeline.label_stream import LabelBatchProcessor
 from pipeline.runtime import ClassifierProvider, InstructionProvider
 from pipeline.settings import Settings
 
@@ -96,6 +97,33 @@ def build_app(
             for event in events:
                 await stream.ack(event)
             _log_batch(outcome, len(records))
+
+    labels_topic = app.topic(settings.topic_labels, key_serializer="raw", value_serializer="raw")
+    label_processor = LabelBatchProcessor(
+        engine, instructions.current, db_retry_max_s=settings.db_retry_max_s, stop_requested=stop_flag.is_set
+    )
+
+    @app.agent(labels_topic, name="labels")
+    async def store_labels(stream: faust.StreamT[Any]) -> None:
+        batches = cast(faust.Stream[Any], stream).noack_take(
+            settings.batch_max_items, within=settings.batch_within_s
+        )
+        async for events in batches:
+            records = [_record(event) for event in events]
+            loop = asyncio.get_running_loop()
+            stored, outcome = await loop.run_in_executor(pool, label_processor.process, records)
+            await _publish(app, settings, outcome)
+            for event in events:
+                await stream.ack(event)
+            log.info(
+                "labels stored",
+                extra={
+                    "event": "labels_stored",
+                    "size": len(records),
+                    "stored": stored,
+                    "dead_lettered": len(outcome.dead),
+                },
+            )
 
     @app.task
     async def prepare() -> None:
