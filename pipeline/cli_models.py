@@ -307,6 +307,13 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.scheduler import run_forever
+
+    run_forever(settings, _engine(settings))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -374,6 +381,9 @@ def add_commands(sub: Any, run: Any) -> None:
     queue.add_argument("--model", help="model version whose predictions rank the items (default: active)")
     queue.set_defaults(func=run(cmd_labels))
 
+    sub.add_parser(
+        "scheduler", help="run scheduled jobs: retraining (cron and on new labels), housekeeping"
+    ).set_defaults(func=run(cmd_scheduler))
     sub.add_parser(
         "retrain",
         help="run the retrain job now: train a candidate, promote it only if it beats the active model",

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     )
     gate_min_macro_f1_gain: float = Field(default=0.005, ge=0, description="Promotion needs this mean gain.")
     gate_max_recall_drop: float = Field(default=0.05, ge=0, description="No class's recall may fall more.")
+    retrain_check_s: float = Field(
+        default=300.0, gt=0, description="How often the scheduler counts new labels."
+    )
+    scheduler_misfire_grace_s: float = Field(
+        default=600.0, gt=0, description="A trigger missed by less than this still runs (once)."
+    )
+    dlq_retention_days: float = Field(
+        default=30.0, gt=0, description="Resolved dead letters older are pruned."
+    )
     model_refresh_s: float = Field(
         default=10.0, gt=0, description="How often a worker checks for a new model."
     )

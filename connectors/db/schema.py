@@ -213,3 +213,20 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     resolved_at: Mapped[datetime | None]
     resolution: Mapped[str] = mapped_column(String(50), default="")
+
+
+class JobLock(Base):
+    """One row per scheduled job: which process runs it now and when it last ran.
+
+    Several scheduler processes may fire the same trigger; the row, taken with a row lock, decides
+    which one runs it, and `running` keeps runs of one job from overlapping across processes.
+    """
+
+    __tablename__ = "job_locks"
+
+    job_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    running: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    last_outcome: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,180 @@
+"""`finsent scheduler`: retraining and housekeeping on a schedule that survives restarts.
+
+APScheduler keeps the jobs and their next run times in the database (SQLAlchemy job store), so a
+restarted scheduler continues where it stopped. Several scheduler processes may run for
+availability: each may fire the same trigger, and a `job_locks` row decides which one runs it;
+the same row keeps runs of one job from overlapping across processes. Triggers missed while no
+scheduler ran are run once (coalesced) if they are younger than the misfire grace time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from connectors.db import job_locks
+from connectors.db.housekeeping import prune_dead_letters
+from connectors.db.label_store import count_labels_since
+from pipeline.jobs import run_retrain
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETRAIN_LOCK = "retrain"  # one lock for both retrain triggers: they never overlap
+STALE_AFTER_S = 6 * 3600.0  # a run "running" for longer than this died with its process
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    engine: Engine
+    owner: str
+
+
+_context: JobContext | None = None
+
+
+def _ctx() -> JobContext:
+    if _context is None:
+        raise RuntimeError("scheduler jobs run only inside `finsent scheduler`")
+    return _context
+
+
+def _guarded(lock_id: str, min_gap_s: float, work: Callable[[JobContext], str]) -> None:
+    ctx = _ctx()
+    if not job_locks.try_start(ctx.engine, lock_id, ctx.owner, min_gap_s, STALE_AFTER_S):
+        log.info("job skipped: another run holds it", extra={"event": "job_skipped", "job": lock_id})
+        return
+    outcome = "failed"
+    try:
+        outcome = work(ctx)
+    finally:
+        job_locks.finish(ctx.engine, lock_id, ctx.owner, outcome)
+
+
+def _retrain(ctx: JobContext) -> str:
+    outcome = run_retrain(ctx.settings, ctx.engine)
+    log.info(
+        "retrain job finished",
+        extra={
+            "event": "retrain_job",
+            "status": outcome.status,
+            "version": outcome.version,
+            "reason": outcome.reason,
+        },
+    )
+    return f"{outcome.status}: {outcome.reason}"
+
+
+def retrain_on_schedule() -> None:
+    _guarded(RETRAIN_LOCK, 60.0, _retrain)
+
+
+def retrain_on_labels() -> None:
+    ctx = _ctx()
+    new = count_labels_since(ctx.engine, job_locks.last_started(ctx.engine, RETRAIN_LOCK))
+    if new >= ctx.settings.retrain_min_new_labels:
+        log.info("enough new labels: retraining", extra={"event": "retrain_triggered", "new_labels": new})
+        _guarded(RETRAIN_LOCK, ctx.settings.retrain_check_s / 2, _retrain)
+
+
+def housekeeping() -> None:
+    def work(ctx: JobContext) -> str:
+        pruned = prune_dead_letters(ctx.engine, ctx.settings.dlq_retention_days)
+        log.info("housekeeping", extra={"event": "housekeeping", "dlq_pruned": pruned})
+        return f"pruned {pruned} dead letters"
+
+    _guarded("housekeeping", 60.0, work)
+
+
+def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTrigger]]:
+    return {
+        "retrain-schedule": (
+            retrain_on_schedule,
+            CronTrigger.from_crontab(settings.retrain_cron, timezone=UTC),
+        ),
+        "retrain-labels": (
+            retrain_on_labels,
+            IntervalTrigger(seconds=settings.retrain_check_s, timezone=UTC),
+        ),
+        "housekeeping": (housekeeping, IntervalTrigger(hours=1, timezone=UTC)),
+    }
+
+
+def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
+    global _context
+    _context = JobContext(settings, engine, f"{socket.gethostname()}:{os.getpid()}")
+    options = {
+        "jobstores": {"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+        "executors": {"default": ThreadPoolExecutor(4)},
+        "job_defaults": {
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(settings.scheduler_misfire_grace_s),
+        },
+        "timezone": UTC,
+    }
+    return BackgroundScheduler(**options)
+
+
+def sync_jobs(scheduler: BaseScheduler, settings: Settings) -> None:
+    """Add missing jobs and reschedule changed ones; an unchanged job keeps its next run time."""
+    for job_id, (func, trigger) in job_specs(settings).items():
+        existing = scheduler.get_job(job_id)
+        if existing is None:
+            scheduler.add_job(func, trigger, id=job_id, name=job_id, replace_existing=True)
+        elif str(existing.trigger) != str(trigger):
+            existing.reschedule(trigger)
+
+
+def start(scheduler: BaseScheduler, settings: Settings) -> None:
+    ctx = _ctx()
+    released = job_locks.release_dead_owners(ctx.engine, socket.gethostname(), _pid_alive)
+    if released:
+        log.warning("released locks of dead processes", extra={"event": "locks_released", "jobs": released})
+    scheduler.start(paused=True)
+    sync_jobs(scheduler, settings)
+    for job in scheduler.get_jobs():
+        log.info(
+            "job scheduled",
+            extra={"event": "job_scheduled", "job": job.id, "next_run": str(job.next_run_time)},
+        )
+    scheduler.resume()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_forever(settings: Settings, engine: Engine) -> None:
+    """Until SIGTERM/SIGINT. A job running at that moment is abandoned, not awaited: its lock is
+    released by the next start on this host, and a half-done retrain never activates anything."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler = build_scheduler(settings, engine)
+    start(scheduler, settings)
+    stop.wait()
+    scheduler.shutdown(wait=False)

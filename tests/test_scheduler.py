@@ -1,0 +1,95 @@
+"""The scheduler: persistent jobs and next run times; two processes, one run per trigger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from connectors.db.engine import make_engine
+from connectors.db.label_store import LabelRow, upsert_labels
+from connectors.db.schema import JobLock, ModelVersion
+from models.labels import text_hash
+from pipeline.scheduler import build_scheduler, start
+from pipeline.settings import Settings
+from tests.conftest import FINSENT, wait_for
+from tests.model_helpers import sentiment_slice
+
+
+def _next_runs(settings: Settings, engine: Engine) -> dict[str, object]:
+    scheduler = build_scheduler(settings, engine)
+    start(scheduler, settings)
+    try:
+        return {job.id: job.next_run_time for job in scheduler.get_jobs()}
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_jobs_and_next_run_times_survive_a_restart(sqlite_url: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=sqlite_url, retrain_check_s=3600)
+    engine = make_engine(sqlite_url)
+    first = _next_runs(settings, engine)
+    assert set(first) == {"retrain-schedule", "retrain-labels", "housekeeping"}
+    time.sleep(1.5)
+    assert _next_runs(settings, engine) == first  # restarted: same jobs, same next run times
+    changed = _next_runs(settings.model_copy(update={"retrain_check_s": 1800}), engine)
+    assert changed["retrain-labels"] != first["retrain-labels"]  # a changed setting reschedules it
+    assert changed["retrain-schedule"] == first["retrain-schedule"]
+
+
+@pytest.mark.postgres
+def test_two_schedulers_run_the_retrain_once_per_trigger(
+    pg_engine: Engine, pg_url: str, tmp_path: Path, data_dir: Path
+) -> None:
+    examples, _ = sentiment_slice(data_dir, train_n=400, test_n=0)
+    upsert_labels(
+        pg_engine,
+        [LabelRow(e.text, text_hash(e.text), e.instruction, e.label, "desk", "test") for e in examples],
+    )
+    env = {
+        **os.environ,
+        "FINSENT_DATABASE_URL": pg_url,
+        "FINSENT_HOME": str(tmp_path / "home"),
+        "FINSENT_RETRAIN_CHECK_S": "2",
+        "FINSENT_RETRAIN_MIN_NEW_LABELS": "1",
+        "FINSENT_RETRAIN_BASE_RECIPE": "",
+        "FINSENT_RETRAIN_MODE": "heads",
+        "FINSENT_HOLDOUT_SHARE": "0.3",
+        "FINSENT_LOG_FORMAT": "json",
+    }
+    logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
+    procs = [
+        subprocess.Popen([FINSENT, "scheduler"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        for log in logs
+    ]
+    try:
+
+        def finished() -> bool:
+            with Session(pg_engine) as session:
+                lock = session.get(JobLock, "retrain")
+                return lock is not None and not lock.running and lock.finished_at is not None
+
+        wait_for(finished, 300, "the retrain job to finish")
+        time.sleep(8)  # several more triggers in both processes: no new labels, no new run
+        with Session(pg_engine) as session:
+            versions = session.scalar(select(func.count()).select_from(ModelVersion))
+            lock = session.get(JobLock, "retrain")
+            assert lock is not None
+            outcome = lock.last_outcome
+        assert versions == 1, "the retrain ran more than once"
+        assert outcome.startswith("promoted"), outcome
+        assert all(p.poll() is None for p in procs)
+        text = "".join(log.read_text(errors="replace") for log in logs)
+        assert text.count('"retrain_triggered"') >= 1
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert [p.returncode for p in procs] == [0, 0]
