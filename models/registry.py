@@ -83,7 +83,7 @@ class ModelRegistry:
     ) -> str:
         """Save a trained model as a new `candidate` version and return its version string."""
         now = datetime.now(UTC)
-        version = f"{now:%Y%m%d-%H%M%S}-{result.data_fingerprint[:8]}"
+        version = self._new_version(f"{now:%Y%m%d-%H%M%S}-{result.data_fingerprint[:8]}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root))
         try:
@@ -124,6 +124,18 @@ class ModelRegistry:
                     decision_reason=reason,
                 )
             )
+        return version
+
+    def _new_version(self, stem: str) -> str:
+        """`stem`, or `stem-2`, `stem-3`... when the same data was registered within the same second."""
+        with Session(self.engine) as session:
+            taken = set(
+                session.scalars(select(ModelVersion.version).where(ModelVersion.version.like(f"{stem}%")))
+            )
+        version, n = stem, 1
+        while version in taken or (self.root / version).exists():
+            n += 1
+            version = f"{stem}-{n}"
         return version
 
     def activate(self, version: str, reason: str = "") -> None:

@@ -93,3 +93,43 @@ def test_two_schedulers_run_the_retrain_once_per_trigger(
         for proc in procs:
             proc.wait(timeout=30)
     assert [p.returncode for p in procs] == [0, 0]
+
+
+def test_housekeeping_prunes_only_old_resolved_dead_letters(sqlite_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.db.housekeeping import prune_dead_letters
+    from connectors.db.schema import DeadLetter
+
+    engine = make_engine(sqlite_url)
+    old = datetime.now(UTC) - timedelta(days=40)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        for offset, (created, resolved) in enumerate([(old, old), (old, None), (now, now)]):
+            session.add(
+                DeadLetter(
+                    source_topic="news.raw",
+                    source_partition=0,
+                    source_offset=offset,
+                    message_key=None,
+                    reason_code="invalid_json",
+                    reason="x",
+                    size_bytes=1,
+                    created_at=created,
+                    resolved_at=resolved,
+                )
+            )
+    assert prune_dead_letters(engine, older_than_days=30) == 1
+    with Session(engine) as session:
+        assert sorted(session.scalars(select(DeadLetter.source_offset))) == [1, 2]
+
+
+def test_a_lock_left_by_a_dead_process_is_released_on_start(sqlite_url: str) -> None:
+    from connectors.db import job_locks
+
+    engine = make_engine(sqlite_url)
+    assert job_locks.try_start(engine, "retrain", "host-a:999999", min_gap_s=0, stale_after_s=3600)
+    assert not job_locks.try_start(engine, "retrain", "host-a:1", min_gap_s=0, stale_after_s=3600)
+    assert job_locks.release_dead_owners(engine, "host-b", lambda pid: False) == []  # other host: not ours
+    assert job_locks.release_dead_owners(engine, "host-a", lambda pid: pid != 999999) == ["retrain"]
+    assert job_locks.try_start(engine, "retrain", "host-a:2", min_gap_s=0, stale_after_s=3600)
