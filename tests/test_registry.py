@@ -75,3 +75,10 @@ def test_register_load_activate_rollback(engine: Engine, tmp_path: Path, trained
 def test_rollback_without_history_is_an_error(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="nothing to roll back"):
         ModelRegistry(tmp_path / "models", engine).rollback()
+
+
+def test_same_data_registered_twice_in_one_second_gets_a_new_version(engine: Engine, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models", engine)
+    (tmp_path / "models" / "20260101-000000-abcdef12").mkdir(parents=True)
+    assert registry._new_version("20260101-000000-abcdef12") == "20260101-000000-abcdef12-2"
+    assert registry._new_version("20260101-000001-abcdef12") == "20260101-000001-abcdef12"
