@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
+from connectors.errors import UserInputError
 from models.instructions import Instruction
 
 
-class DataError(ValueError):
+class DataError(UserInputError, ValueError):
     """A training or evaluation file cannot be used; the message says which file and why."""
 
 

@@ -21,6 +21,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from connectors.errors import UserInputError
+
 log = logging.getLogger(__name__)
 hf_logging.disable_progress_bar()  # "Loading weights" bars on every model load are noise in logs
 
@@ -48,7 +50,7 @@ PROFILES: dict[str, EncoderProfile] = {
 DEFAULT_ENCODER = "minilm"
 
 
-class EncoderNotFound(RuntimeError):
+class EncoderNotFound(UserInputError, RuntimeError):
     """The encoder setting names nothing loadable; the message says what was tried."""
 
 

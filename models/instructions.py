@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+from connectors.errors import UserInputError
+
 BUILTIN_PATH = Path(__file__).with_name("instructions.yaml")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class InstructionError(ValueError):
+class InstructionError(UserInputError, ValueError):
     """An instruction definition is unusable; the message says which field and why."""
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from connectors.db.schema import ModelVersion
+from connectors.errors import UserInputError
 from models.encoder import load_encoder
 from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import InstructionSet
@@ -30,7 +31,7 @@ from models.network import InstructionModel
 from models.training import TrainResult
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserInputError, RuntimeError):
     """A registry operation cannot be done; the message says why."""
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from connectors.errors import UserInputError
 from pipeline import cli_models, logs
 from pipeline.settings import Settings, load_settings
 
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except UserInputError as exc:  # the operator's input: one clear line, no traceback
+        print(f"finsent: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # the last line of defence: a clear message, not a traceback
         log.exception("command failed")
         print(f"finsent: error: {exc}", file=sys.stderr)

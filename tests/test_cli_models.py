@@ -126,3 +126,4 @@ def test_train_register_activate_evaluate_rollback(tmp_path: Path, data_dir: Pat
 def test_unknown_recipe_is_a_clear_error(tmp_path: Path, recipe: str) -> None:
     result = run(tmp_path / "home", "train", "--recipe", recipe, ok=False)
     assert result.returncode == 1 and "unknown recipe" in result.stderr
+    assert "Traceback" not in result.stderr  # the operator's mistake: one line, not a stack
