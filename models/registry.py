@@ -189,14 +189,6 @@ class ModelRegistry:
         if status == "active":
             self.activate(version, reason)
 
-    def set_status(self, version: str, status: str, reason: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            row = session.get(ModelVersion, version)
-            if row is None:
-                raise RegistryError(f"no model version {version!r}")
-            row.status = status
-            row.decision_reason = reason
-
     def rollback(self) -> str:
         """Re-activate the version that was active before the current one."""
         with Session(self.engine) as session:

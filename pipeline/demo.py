@@ -140,12 +140,7 @@ def _adopt_trained_model(settings: Settings, demo_engine: Engine) -> str | None:
     if settings.classifier != "model":
         return None
     try:
-        main = make_engine(settings.database_url)
-        with main.connect() as conn:
-            has_table = bool(
-                conn.execute(text("SELECT 1 FROM model_versions WHERE status = 'active'")).first()
-            )
-        active = ModelRegistry(settings.models_dir, main).active() if has_table else None
+        active = ModelRegistry(settings.models_dir, make_engine(settings.database_url)).active()
     except SQLAlchemyError:
         return None  # no main database yet (or not reachable): the demo runs zero-shot
     if active is None:

@@ -12,9 +12,10 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 from sqlalchemy import Engine
@@ -29,6 +30,7 @@ from pipeline.runtime import ClassifierProvider, InstructionProvider
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _kafka_url(bootstrap: str) -> str:
@@ -82,8 +84,14 @@ def build_app(
     # One thread: batches are processed in order, and torch uses its own intra-op threads.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsent-batch")
 
-    @app.agent(raw, name="classify")
-    async def classify(stream: faust.StreamT[Any]) -> None:
+    async def consume(
+        stream: faust.StreamT[Any],
+        process: Callable[[list[RawRecord]], T],
+        outcome_of: Callable[[T], BatchOutcome],
+        report: Callable[[T, int], None],
+    ) -> None:
+        """The at-least-once core of both streams: take a batch unacked, process it in the worker
+        thread, wait until its dead letters and results are acknowledged by Kafka, then ack it."""
         # noack_take is on the concrete Stream (not on the StreamT protocol): it hands us the
         # events unacked, so offsets become committable only after the batch is stored.
         batches = cast(faust.Stream[Any], stream).noack_take(
@@ -91,12 +99,15 @@ def build_app(
         )
         async for events in batches:
             records = [_record(event) for event in events]
-            loop = asyncio.get_running_loop()
-            outcome: BatchOutcome = await loop.run_in_executor(pool, processor.process, records)
-            await _publish(app, settings, outcome)
+            result = await asyncio.get_running_loop().run_in_executor(pool, process, records)
+            await _publish(app, settings, outcome_of(result))
             for event in events:
                 await stream.ack(event)
-            _log_batch(outcome, len(records))
+            report(result, len(records))
+
+    @app.agent(raw, name="classify")
+    async def classify(stream: faust.StreamT[Any]) -> None:
+        await consume(stream, processor.process, lambda outcome: outcome, _log_batch)
 
     labels_topic = app.topic(settings.topic_labels, key_serializer="raw", value_serializer="raw")
     label_processor = LabelBatchProcessor(
@@ -105,25 +116,7 @@ def build_app(
 
     @app.agent(labels_topic, name="labels")
     async def store_labels(stream: faust.StreamT[Any]) -> None:
-        batches = cast(faust.Stream[Any], stream).noack_take(
-            settings.batch_max_items, within=settings.batch_within_s
-        )
-        async for events in batches:
-            records = [_record(event) for event in events]
-            loop = asyncio.get_running_loop()
-            stored, outcome = await loop.run_in_executor(pool, label_processor.process, records)
-            await _publish(app, settings, outcome)
-            for event in events:
-                await stream.ack(event)
-            log.info(
-                "labels stored",
-                extra={
-                    "event": "labels_stored",
-                    "size": len(records),
-                    "stored": stored,
-                    "dead_lettered": len(outcome.dead),
-                },
-            )
+        await consume(stream, label_processor.process, lambda result: result[1], _log_labels)
 
     @app.task
     async def prepare() -> None:
@@ -188,6 +181,14 @@ async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) ->
         )
     if futures:
         await asyncio.gather(*futures)
+
+
+def _log_labels(result: tuple[int, BatchOutcome], size: int) -> None:
+    stored, outcome = result
+    log.info(
+        "labels stored",
+        extra={"event": "labels_stored", "size": size, "stored": stored, "dead_lettered": len(outcome.dead)},
+    )
 
 
 def _log_batch(outcome: BatchOutcome, size: int) -> None:
