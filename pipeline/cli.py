@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.errors import UserInputError
-from pipeline import cli_models, logs
+from pipeline import cli_alerts, cli_models, logs
 from pipeline.settings import Settings, load_settings
 
 log = logging.getLogger("finsent")
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         return lambda args: handler(args, _settings(args))
 
     cli_models.add_commands(sub, with_settings)
+    cli_alerts.add_commands(sub, with_settings)
     return parser
 
 

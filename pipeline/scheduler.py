@@ -1,4 +1,4 @@
-"""`finsent scheduler`: retraining and housekeeping on a schedule that survives restarts.
+"""`finsent scheduler`: retraining, the anomaly scan and housekeeping on a schedule that survives restarts.
 
 APScheduler keeps the jobs and their next run times in the database (SQLAlchemy job store), so a
 restarted scheduler continues where it stopped. Several scheduler processes may run for
@@ -9,6 +9,7 @@ scheduler ran are run once (coalesced) if they are younger than the misfire grac
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -28,6 +29,7 @@ from sqlalchemy import Engine
 from connectors.db import job_locks
 from connectors.db.housekeeping import prune_dead_letters
 from connectors.db.label_store import count_labels_since
+from pipeline.alerting import run_alert_cycle
 from pipeline.jobs import run_retrain
 from pipeline.settings import Settings
 
@@ -53,9 +55,14 @@ def _ctx() -> JobContext:
     return _context
 
 
-def _guarded(lock_id: str, min_gap_s: float, work: Callable[[JobContext], str]) -> None:
+def _guarded(
+    lock_id: str,
+    min_gap_s: float,
+    work: Callable[[JobContext], str],
+    stale_after_s: float = STALE_AFTER_S,
+) -> None:
     ctx = _ctx()
-    if not job_locks.try_start(ctx.engine, lock_id, ctx.owner, min_gap_s, STALE_AFTER_S):
+    if not job_locks.try_start(ctx.engine, lock_id, ctx.owner, min_gap_s, stale_after_s):
         log.info("job skipped: another run holds it", extra={"event": "job_skipped", "job": lock_id})
         return
     outcome = "failed"
@@ -100,6 +107,16 @@ def housekeeping() -> None:
     _guarded("housekeeping", 60.0, work)
 
 
+def alert_scan() -> None:
+    def work(ctx: JobContext) -> str:
+        outcome = run_alert_cycle(ctx.settings, ctx.engine)
+        return json.dumps(outcome, sort_keys=True)
+
+    # One runner at a time across processes: two delivering the outbox at once would double-send.
+    interval = _ctx().settings.alert_scan_interval_s
+    _guarded("alert-scan", interval / 2, work, stale_after_s=max(600.0, 10 * interval))
+
+
 def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTrigger]]:
     return {
         "retrain-schedule": (
@@ -109,6 +126,10 @@ def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTri
         "retrain-labels": (
             retrain_on_labels,
             IntervalTrigger(seconds=settings.retrain_check_s, timezone=UTC),
+        ),
+        "alert-scan": (
+            alert_scan,
+            IntervalTrigger(seconds=settings.alert_scan_interval_s, timezone=UTC),
         ),
         "housekeeping": (housekeeping, IntervalTrigger(hours=1, timezone=UTC)),
     }

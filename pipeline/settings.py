@@ -97,6 +97,27 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(default=0, ge=0, description="Faust web port; 0 disables it.")
     db_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the database retry backoff.")
 
+    # --- alerts ------------------------------------------------------------------------------------
+    alert_scan_interval_s: float = Field(default=60.0, gt=0, description="How often the anomaly scan runs.")
+    alert_email_to: list[str] = Field(default_factory=list, description="Recipients of the `email` receiver.")
+    smtp_host: str = Field(default="", description="SMTP server; empty disables the `email` receiver.")
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: str = Field(default="starttls", pattern="^(none|starttls|tls)$")
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "finsent@localhost"
+    smtp_timeout_s: float = Field(default=15.0, gt=0)
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle to verify the SMTP server with.")
+    alert_webhook_url: str = Field(default="", description="Empty disables the `webhook` receiver.")
+    alert_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    alert_webhook_tries: int = Field(default=3, ge=1, description="Tries per delivery run, with backoff.")
+    alert_retry_backoff_s: float = Field(default=30.0, gt=0, description="First outbox retry delay.")
+    alert_retry_backoff_max_s: float = Field(default=900.0, gt=0, description="Outbox retry delay cap.")
+    alert_notification_max_age_s: float = Field(
+        default=86400.0, gt=0, description="An undeliverable notification older than this is marked failed."
+    )
+
     # --- ingest (fetchers) -------------------------------------------------------------------
     fetch_timeout_s: float = Field(default=10.0, gt=0)
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)

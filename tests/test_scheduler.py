@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from connectors.db.schema import JobLock, ModelVersion
 from models.labels import text_hash
 from pipeline.scheduler import build_scheduler, start
 from pipeline.settings import Settings
+from tests.alert_helpers import Hooks, Item, store
 from tests.conftest import FINSENT, wait_for
 from tests.model_helpers import sentiment_slice
 
@@ -35,7 +38,7 @@ def test_jobs_and_next_run_times_survive_a_restart(sqlite_url: str, tmp_path: Pa
     settings = Settings(home=tmp_path, database_url=sqlite_url, retrain_check_s=3600)
     engine = make_engine(sqlite_url)
     first = _next_runs(settings, engine)
-    assert set(first) == {"retrain-schedule", "retrain-labels", "housekeeping"}
+    assert set(first) == {"retrain-schedule", "retrain-labels", "alert-scan", "housekeeping"}
     time.sleep(1.5)
     assert _next_runs(settings, engine) == first  # restarted: same jobs, same next run times
     changed = _next_runs(settings.model_copy(update={"retrain_check_s": 1800}), engine)
@@ -44,9 +47,15 @@ def test_jobs_and_next_run_times_survive_a_restart(sqlite_url: str, tmp_path: Pa
 
 
 @pytest.mark.postgres
-def test_two_schedulers_run_the_retrain_once_per_trigger(
+def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
     pg_engine: Engine, pg_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
+    hooks = Hooks()
+    hooks.start()
+    now = datetime.now(UTC)  # a burst of negative news about one ticker, as it happens
+    store(
+        pg_engine, [Item(now - timedelta(seconds=30 * i), "negative", "Legal", ["ACME"]) for i in range(12)]
+    )
     examples, _ = sentiment_slice(data_dir, train_n=400, test_n=0)
     upsert_labels(
         pg_engine,
@@ -62,6 +71,8 @@ def test_two_schedulers_run_the_retrain_once_per_trigger(
         "FINSENT_RETRAIN_MODE": "heads",
         "FINSENT_HOLDOUT_SHARE": "0.3",
         "FINSENT_LOG_FORMAT": "json",
+        "FINSENT_ALERT_SCAN_INTERVAL_S": "2",
+        "FINSENT_ALERT_WEBHOOK_URL": hooks.url,
     }
     logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
     procs = [
@@ -87,7 +98,14 @@ def test_two_schedulers_run_the_retrain_once_per_trigger(
         assert all(p.poll() is None for p in procs)
         text = "".join(log.read_text(errors="replace") for log in logs)
         assert text.count('"retrain_triggered"') >= 1
+        # the anomaly scan ran in both processes every 2 s: the one alert was sent once
+        assert text.count('"alert_scan"') >= 4
+        keys = [
+            (json.loads(body)["alerts"][0]["key"], json.loads(body)["status"]) for _, body in hooks.received
+        ]
+        assert keys == [("ACME", "firing")]
     finally:
+        hooks.stop()
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:

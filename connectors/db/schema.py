@@ -23,8 +23,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Integer on SQLite so that autoincrement works there; BIGINT on PostgreSQL.
@@ -43,10 +45,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are UTC and time-zone aware on every database.
+
+    SQLite stores no zone and hands back naive values; without this, code comparing a stored time
+    with `utcnow()` works on PostgreSQL and raises on SQLite.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
         dict[str, Any]: JSON,
         dict[str, float]: JSON,
         list[str]: JSON,
@@ -147,53 +172,102 @@ class ModelVersion(Base):
     activated_at: Mapped[datetime | None]
 
 
+class AlertRule(Base):
+    """An operator's alert rule (overrides a shipped rule of the same name); `spec` is its YAML."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Alert(Base):
-    """One alert (a rule firing on one series key) and its lifecycle."""
+    """One episode of a rule firing on one series key: pending → firing → resolved.
+
+    `fingerprint` identifies the (rule, key) pair across episodes; at most one row per
+    fingerprint is open (pending or firing). `notified_state` is what receivers were last told.
+    """
 
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_state_fingerprint", "state", "fingerprint"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    rule: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(String(100), index=True)
+    dimension: Mapped[str] = mapped_column(String(100))
     series_key: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(50))
     state: Mapped[str] = mapped_column(String(20))  # pending, firing, resolved
     severity: Mapped[str] = mapped_column(String(20), default="warning")
     summary: Mapped[str] = mapped_column(Text, default="")
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_score: Mapped[float] = mapped_column(Float, default=0.0)
+    value: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    fired_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+    below_since: Mapped[datetime | None]
+    last_notified_at: Mapped[datetime | None]
+    notified_state: Mapped[str] = mapped_column(String(20), default="")
+
+
+class AlertEvent(Base):
+    """The history of an alert: every state change and notification, with the score at the time."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(20))  # pending, firing, resolved, cancelled, notified, silenced
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    score: Mapped[float | None] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
 
 
 class AlertNotification(Base):
-    """The outbox: recorded before sending, marked delivered after."""
+    """The outbox: one row per notification and receiver, written in the same transaction as the
+    alert changes it reports, marked delivered only after the receiver accepted it."""
 
     __tablename__ = "alert_notifications"
-    __table_args__ = (UniqueConstraint("idempotency_key", "receiver"),)
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", "receiver"),
+        Index("ix_alert_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
-    receiver: Mapped[str] = mapped_column(String(200))
+    group_key: Mapped[str] = mapped_column(String(300), default="")
+    receiver: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(20), index=True)  # pending, delivered, failed
+    status: Mapped[str] = mapped_column(String(20))  # pending, delivered, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
 
 
 class Silence(Base):
-    """Suppresses notifications of matching alerts until it ends."""
+    """Suppresses notifications of matching alerts from `starts_at` until `ends_at`.
+
+    `matchers` is a list of {"label", "op", "value"} with op "=", "!=", "=~" (regex, full match).
+    """
 
     __tablename__ = "silences"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    matchers: Mapped[dict[str, Any]]
+    matchers: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(200), default="")
     starts_at: Mapped[datetime] = mapped_column(default=utcnow)
-    ends_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class DeadLetter(Base):

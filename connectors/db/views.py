@@ -20,7 +20,8 @@ def _bucket(dialect: str, column: str, grain: str) -> str:
     return f"strftime('{fmt}', {column})"
 
 
-def _prob(dialect: str, column: str, label: str) -> str:
+def json_number(dialect: str, column: str, label: str) -> str:
+    """A number stored under `label` in a JSON column, 0 when absent (used by views and alert series)."""
     if dialect == "postgresql":
         return f"COALESCE(({column}->>'{label}')::float, 0)"
     return f"COALESCE(json_extract({column}, '$.{label}'), 0)"
@@ -39,9 +40,8 @@ WHERE rn = 1"""
 
 
 def _articles_classified(dialect: str) -> str:
-    signed = (
-        f"{_prob(dialect, 's.distribution', 'positive')} - {_prob(dialect, 's.distribution', 'negative')}"
-    )
+    positive = json_number(dialect, "s.distribution", "positive")
+    signed = f"{positive} - {json_number(dialect, 's.distribution', 'negative')}"
     return f"""
 SELECT a.id AS article_id, a.source, a.url, a.title, a.published_at, a.ingested_at,
        t.label AS topic, t.score AS topic_score,

@@ -1,0 +1,243 @@
+"""One anomaly scan: evaluate every rule at `now`, advance the alerts, queue notifications.
+
+Everything a scan changes (alerts, their history, the outbox rows reporting them) is written in
+one transaction: a scan that dies half-way leaves no trace, and a notification exists exactly
+when the change it reports does. Delivery is a separate step (`alerts.outbox.deliver_due`).
+
+Notifications are grouped per rule and the rule's `group_by` labels (one message for five
+tickers firing together), repeated for an unchanged firing alert only after
+`repeat_interval`, and withheld while a silence matches; a resolution is sent only to those who
+were told about the firing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from alerts import lifecycle, outbox, silences
+from alerts.detectors import score, standardise
+from alerts.lifecycle import CANCELLED, FIRING, OPEN_STATES, PENDING, RESOLVED, Observation
+from alerts.rules import Rule
+from alerts.series import read_series
+from connectors.db.schema import Alert, AlertEvent
+
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, tuple[str, ...]]] = set()  # log a missing receiver once per process
+
+
+@dataclass
+class ScanReport:
+    rules: int = 0
+    keys: int = 0
+    transitions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    notifications: int = 0
+    silenced: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rules": self.rules,
+            "keys": self.keys,
+            "transitions": dict(self.transitions),
+            "notifications": self.notifications,
+            "silenced": self.silenced,
+        }
+
+
+def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The smallest scale a point may have: sampling noise for its volume (see detectors)."""
+    if metric in ("volume", "negative_volume"):
+        baseline = values[:-1]
+        median = float(np.median(baseline)) if baseline.size else 0.0
+        return np.full(values.shape, math.sqrt(max(median, 1.0)))
+    spread = 0.5 if metric == "negative_share" else 1.0
+    return spread / np.sqrt(np.maximum(volume, 1.0))
+
+
+def evaluate(engine: Engine, rule: Rule, now: datetime) -> list[Observation]:
+    """The rule's detector on every key that has data in its window."""
+    series = read_series(engine, rule.series_query(), now)
+    observations = []
+    for key in series.keys:
+        if rule.keys and key not in rule.keys:
+            continue
+        values, volume = series.values(rule.metric, key)
+        standardised = standardise(values, _floors(rule.metric, values, volume))
+        newest_volume = float(volume[-1])
+        value = None if math.isnan(values[-1]) else float(values[-1])
+        enough = newest_volume >= max(rule.min_volume, 1)
+        observations.append(
+            Observation(
+                key=key,
+                score=score(rule.detector_spec, standardised, rule.direction) if enough else math.nan,
+                value=value,
+                volume=newest_volume,
+                baseline_median=standardised.median,
+                baseline_scale=standardised.scale,
+            )
+        )
+    return observations
+
+
+def _no_data(key: str) -> Observation:
+    return Observation(key, math.nan, None, 0.0, math.nan, math.nan)
+
+
+def _event(session: Session, alert: Alert, event: str, now: datetime, note: str = "") -> None:
+    session.add(
+        AlertEvent(alert_id=alert.id, event=event, at=now, score=alert.score, value=alert.value, note=note)
+    )
+
+
+def scan(
+    engine: Engine,
+    rules: Iterable[Rule],
+    receivers: Collection[str],
+    now: datetime,
+) -> ScanReport:
+    report = ScanReport()
+    enabled = {rule.name: rule for rule in rules if rule.enabled}
+    observed = {name: evaluate(engine, rule, now) for name, rule in enabled.items()}
+    with Session(engine) as session, session.begin():
+        open_alerts = {
+            (a.rule, a.series_key): a
+            for a in session.scalars(select(Alert).where(Alert.state.in_(OPEN_STATES)).order_by(Alert.id))
+        }
+        touched: list[tuple[Alert, Rule]] = []
+        for name, rule in enabled.items():
+            report.rules += 1
+            observations = {obs.key: obs for obs in observed[name]}
+            report.keys += len(observations)
+            stale = [key for (rule_name, key) in open_alerts if rule_name == name and key not in observations]
+            for key in stale:
+                observations[key] = _no_data(key)
+            for key, obs in observations.items():
+                alert = open_alerts.pop((name, key), None)
+                if alert is None:
+                    alert = lifecycle.start(rule, obs, now)
+                    if alert is None:
+                        continue
+                    session.add(alert)
+                    session.flush()
+                    _event(session, alert, PENDING, now)
+                    report.transitions[PENDING] += 1
+                    if alert.state == FIRING:
+                        _event(session, alert, FIRING, now)
+                        report.transitions[FIRING] += 1
+                else:
+                    change = lifecycle.observe(alert, rule, obs, now)
+                    if change:
+                        _event(session, alert, change, now)
+                        report.transitions[change] += 1
+                touched.append((alert, rule))
+        for alert in open_alerts.values():  # their rule was removed or disabled
+            alert.state, alert.resolved_at, alert.updated_at = (
+                RESOLVED if alert.state == FIRING else CANCELLED,
+                now,
+                now,
+            )
+            _event(session, alert, alert.state, now, note="rule disabled or removed")
+            report.transitions[alert.state] += 1
+        _queue_notifications(session, touched, receivers, now, report)
+    return report
+
+
+def _queue_notifications(
+    session: Session,
+    touched: list[tuple[Alert, Rule]],
+    receivers: Collection[str],
+    now: datetime,
+    report: ScanReport,
+) -> None:
+    active_silences = silences.active(session, now)
+    groups: dict[tuple[str, ...], list[tuple[Alert, Rule]]] = defaultdict(list)
+    for alert, rule in touched:
+        labels = lifecycle.labels_of(alert)
+        silenced_by = [sid for sid, matchers in active_silences if silences.matches_all(matchers, labels)]
+        if alert.state == FIRING:
+            due = alert.notified_state != FIRING or (
+                alert.last_notified_at is not None
+                and (now - alert.last_notified_at).total_seconds() >= rule.repeat_interval_s
+            )
+        else:
+            # Only alerts still open at the start of this scan are touched: RESOLVED means just now.
+            due = alert.state == RESOLVED and alert.notified_state == FIRING
+        if not due:
+            continue
+        if silenced_by:
+            alert.details = {**alert.details, "silenced_by": silenced_by}
+            report.silenced += 1
+            continue
+        group = (rule.name, *(labels[label] for label in rule.group_by if label != "rule"))
+        groups[group].append((alert, rule))
+    for group, members in groups.items():
+        rule = members[0][1]
+        targets = [r for r in rule.receivers if r in receivers]
+        missing = [r for r in rule.receivers if r not in receivers]
+        if missing and (rule.name, tuple(missing)) not in _warned:
+            _warned.add((rule.name, tuple(missing)))
+            log.warning(
+                "rule names receivers that are not configured",
+                extra={"event": "receivers_missing", "rule": rule.name, "receivers": missing},
+            )
+        if not targets:
+            continue
+        alerts = [alert for alert, _ in members]
+        group_key = "/".join(group)
+        payload = _payload(group_key, alerts, now)
+        key = _idempotency_key(group_key, alerts, now)
+        for receiver in targets:
+            outbox.enqueue(session, receiver, key, payload, group_key, alerts[0].id, now)
+            report.notifications += 1
+        for alert in alerts:
+            alert.notified_state, alert.last_notified_at = alert.state, now
+            _event(session, alert, "notified", now, note=",".join(targets))
+
+
+def _idempotency_key(group_key: str, alerts: list[Alert], now: datetime) -> str:
+    parts = [group_key, now.isoformat(), *(f"{a.id}:{a.state}" for a in alerts)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _payload(group_key: str, alerts: list[Alert], now: datetime) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "group_key": group_key,
+        "status": FIRING if any(a.state == FIRING for a in alerts) else RESOLVED,
+        "generated_at": now.isoformat(),
+        "alerts": [
+            {
+                "id": a.id,
+                "rule": a.rule,
+                "dimension": a.dimension,
+                "key": a.series_key,
+                "metric": a.metric,
+                "state": a.state,
+                "severity": a.severity,
+                "summary": a.summary,
+                "score": round(a.score, 3),
+                "peak_score": round(a.peak_score, 3),
+                "value": a.value,
+                "started_at": _iso(a.started_at),
+                "fired_at": _iso(a.fired_at),
+                "resolved_at": _iso(a.resolved_at),
+                "details": a.details,
+            }
+            for a in alerts
+        ],
+    }

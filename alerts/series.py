@@ -1,0 +1,169 @@
+"""Volume and sentiment series per topic or per ticker, computed in SQL on PostgreSQL and SQLite.
+
+Windows are aligned to the evaluation time, not to the clock: point 0 covers (now - bucket, now],
+point 1 the bucket before it, and so on. A scan running every minute therefore always judges a
+full bucket (no half-filled clock bucket that reads as a drop and makes alerts flap), and the
+same query replays history by passing an earlier `now`.
+
+The dimension is `ticker` (the article_tickers links: cashtags and recognised company names) or
+the name of any instruction (its label is the key: `topic`, or one an operator added). Sentiment
+comes from each article's latest prediction of the sentiment instruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import DateTime, Engine, bindparam, text
+
+from connectors.db.views import json_number
+
+TICKER = "ticker"
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    dimension: str
+    bucket_s: int
+    points: int
+    sentiment_instruction: str = "sentiment"
+    negative_label: str = "negative"
+    positive_label: str = "positive"
+
+    def __post_init__(self) -> None:
+        if self.bucket_s < 1 or self.points < 2:
+            raise ValueError("a series needs a bucket of at least 1 s and at least 2 points")
+
+
+@dataclass
+class SeriesSet:
+    """Counts per key and point, oldest point first (index -1 is the window being judged)."""
+
+    end: datetime
+    bucket_s: int
+    keys: list[str]
+    volume: NDArray[np.float64]
+    negative: NDArray[np.float64]
+    rated: NDArray[np.float64]
+    signed_sum: NDArray[np.float64]
+    index: dict[str, int] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {key: i for i, key in enumerate(self.keys)}
+
+    def values(self, metric: str, key: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(metric values, volume behind each value); shares and means are NaN where nothing was rated."""
+        i = self.index[key]
+        if metric == "volume":
+            return self.volume[i], self.volume[i]
+        if metric == "negative_volume":
+            return self.negative[i], self.negative[i]
+        rated = self.rated[i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if metric == "negative_share":
+                values = np.where(rated > 0, self.negative[i] / rated, np.nan)
+            elif metric == "mean_sentiment":
+                values = np.where(rated > 0, self.signed_sum[i] / rated, np.nan)
+            else:
+                raise ValueError(f"unknown metric {metric!r}")
+        return values, rated
+
+
+METRICS = ("volume", "negative_volume", "negative_share", "mean_sentiment")
+
+
+def _epoch(dialect: str, column: str) -> str:
+    if dialect == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})"
+    return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+def _floor_int(dialect: str, expression: str) -> str:
+    # The argument is never negative, so SQLite's truncating CAST is a floor there.
+    if dialect == "postgresql":
+        return f"CAST(FLOOR({expression}) AS INTEGER)"
+    return f"CAST({expression} AS INTEGER)"
+
+
+def series_sql(dialect: str, query: SeriesQuery) -> str:
+    if query.dimension == TICKER:
+        keyed = """
+    SELECT r.id, r.published_at, k.ticker AS series_key
+    FROM recent r JOIN article_tickers k ON k.article_id = r.id"""
+    else:
+        keyed = """
+    SELECT r.id, r.published_at, d.label AS series_key
+    FROM recent r JOIN latest d ON d.article_id = r.id AND d.instruction = :dimension AND d.rn = 1"""
+    signed = (
+        f"{json_number(dialect, 's.distribution', query.positive_label)}"
+        f" - {json_number(dialect, 's.distribution', query.negative_label)}"
+    )
+    age = f"(:end_epoch - {_epoch(dialect, 'keyed.published_at')}) / :bucket_s"
+    return f"""
+WITH recent AS (
+    SELECT a.id, a.published_at FROM articles a
+    WHERE a.published_at > :start AND a.published_at <= :end
+),
+latest AS (
+    SELECT p.article_id, p.instruction, p.label, p.distribution,
+           ROW_NUMBER() OVER (
+               PARTITION BY p.article_id, p.instruction ORDER BY p.created_at DESC, p.id DESC
+           ) AS rn
+    FROM predictions p JOIN recent r ON r.id = p.article_id
+    WHERE p.instruction IN (:dimension, :sentiment)
+),
+keyed AS ({keyed}
+)
+SELECT keyed.series_key, {_floor_int(dialect, age)} AS idx,
+       COUNT(*) AS items,
+       SUM(CASE WHEN s.label = :negative THEN 1 ELSE 0 END) AS negative,
+       COUNT(s.article_id) AS rated,
+       COALESCE(SUM(CASE WHEN s.article_id IS NULL THEN 0 ELSE {signed} END), 0) AS signed_sum
+FROM keyed
+LEFT JOIN latest s ON s.article_id = keyed.id AND s.instruction = :sentiment AND s.rn = 1
+GROUP BY keyed.series_key, idx"""
+
+
+def read_series(engine: Engine, query: SeriesQuery, now: datetime) -> SeriesSet:
+    end = now.astimezone(UTC)
+    start = end - timedelta(seconds=query.bucket_s * query.points)
+    statement = text(series_sql(engine.dialect.name, query)).bindparams(
+        bindparam("start", type_=DateTime(timezone=True)),
+        bindparam("end", type_=DateTime(timezone=True)),
+    )
+    params = {
+        "start": start,
+        "end": end,
+        "end_epoch": end.timestamp(),
+        "bucket_s": float(query.bucket_s),
+        "dimension": query.dimension,
+        "sentiment": query.sentiment_instruction,
+        "negative": query.negative_label,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(statement, params).all()
+    keys = sorted({str(row[0]) for row in rows})
+    shape = (len(keys), query.points)
+    arrays = {name: np.zeros(shape) for name in ("volume", "negative", "rated", "signed_sum")}
+    position = {key: i for i, key in enumerate(keys)}
+    for key, idx, items, negative, rated, signed_sum in rows:
+        point = query.points - 1 - int(idx)  # idx 0 is the newest bucket: last column
+        if not 0 <= point < query.points:
+            continue
+        i = position[str(key)]
+        arrays["volume"][i, point] += items
+        arrays["negative"][i, point] += negative or 0
+        arrays["rated"][i, point] += rated or 0
+        arrays["signed_sum"][i, point] += float(signed_sum or 0.0)
+    return SeriesSet(
+        end=end,
+        bucket_s=query.bucket_s,
+        keys=keys,
+        volume=arrays["volume"],
+        negative=arrays["negative"],
+        rated=arrays["rated"],
+        signed_sum=arrays["signed_sum"],
+    )
