@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts
 
 venv:
 	bash scripts/bootstrap.sh
@@ -20,3 +20,6 @@ bench: venv
 
 bench-executor: venv
 	.venv/bin/python bench/executor_throughput.py
+
+bench-alerts: venv
+	.venv/bin/python bench/alert_quality.py

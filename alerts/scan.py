@@ -30,7 +30,7 @@ from alerts import lifecycle, outbox, silences
 from alerts.detectors import score, standardise
 from alerts.lifecycle import CANCELLED, FIRING, OPEN_STATES, PENDING, RESOLVED, Observation
 from alerts.rules import Rule
-from alerts.series import read_series
+from alerts.series import SeriesQuery, SeriesSet, read_series
 from connectors.db.schema import Alert, AlertEvent
 
 log = logging.getLogger(__name__)
@@ -56,18 +56,34 @@ class ScanReport:
 
 
 def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The smallest scale a point may have: sampling noise for its volume (see detectors)."""
+    """The smallest scale a point may have: the sampling noise of its volume (see detectors).
+
+    Counts: Poisson, sqrt of the usual count (at least 1). Negative share: binomial,
+    sqrt(p(1 - p) / n) with p the usual share (at least 5%). Mean signed score: 0.5 / sqrt(n).
+    """
+    baseline = values[:-1]
+    usual = baseline[~np.isnan(baseline)]
+    median = float(np.median(usual)) if usual.size else 0.0
     if metric in ("volume", "negative_volume"):
-        baseline = values[:-1]
-        median = float(np.median(baseline)) if baseline.size else 0.0
         return np.full(values.shape, math.sqrt(max(median, 1.0)))
-    spread = 0.5 if metric == "negative_share" else 1.0
-    return spread / np.sqrt(np.maximum(volume, 1.0))
+    n = np.maximum(volume, 1.0)
+    if metric == "negative_share":
+        p = min(max(median, 0.05), 0.95)
+        return np.sqrt(p * (1 - p) / n)
+    return 0.5 / np.sqrt(n)
 
 
-def evaluate(engine: Engine, rule: Rule, now: datetime) -> list[Observation]:
-    """The rule's detector on every key that has data in its window."""
-    series = read_series(engine, rule.series_query(), now)
+def evaluate(
+    engine: Engine, rule: Rule, now: datetime, cache: dict[SeriesQuery, SeriesSet] | None = None
+) -> list[Observation]:
+    """The rule's detector on every key that has data in its window. Rules reading the same
+    series (the same dimension, bucket and baseline) share one query through `cache`."""
+    query = rule.series_query()
+    series = cache.get(query) if cache is not None else None
+    if series is None:
+        series = read_series(engine, query, now)
+        if cache is not None:
+            cache[query] = series
     observations = []
     for key in series.keys:
         if rule.keys and key not in rule.keys:
@@ -108,7 +124,8 @@ def scan(
 ) -> ScanReport:
     report = ScanReport()
     enabled = {rule.name: rule for rule in rules if rule.enabled}
-    observed = {name: evaluate(engine, rule, now) for name, rule in enabled.items()}
+    cache: dict[SeriesQuery, SeriesSet] = {}
+    observed = {name: evaluate(engine, rule, now, cache) for name, rule in enabled.items()}
     with Session(engine) as session, session.begin():
         open_alerts = {
             (a.rule, a.series_key): a

@@ -89,6 +89,9 @@ def _floor_int(dialect: str, expression: str) -> str:
 
 
 def series_sql(dialect: str, query: SeriesQuery) -> str:
+    # CROSS JOIN + WHERE is an inner join to PostgreSQL; to SQLite it also fixes the join order,
+    # so predictions are looked up per recent article (by article id) instead of every
+    # prediction of the instruction being scanned.
     if query.dimension == TICKER:
         keyed = """
     SELECT r.id, r.published_at, k.ticker AS series_key
@@ -112,8 +115,8 @@ latest AS (
            ROW_NUMBER() OVER (
                PARTITION BY p.article_id, p.instruction ORDER BY p.created_at DESC, p.id DESC
            ) AS rn
-    FROM predictions p JOIN recent r ON r.id = p.article_id
-    WHERE p.instruction IN (:dimension, :sentiment)
+    FROM recent r CROSS JOIN predictions p
+    WHERE p.article_id = r.id AND p.instruction IN (:dimension, :sentiment)
 ),
 keyed AS ({keyed}
 )

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.companies import company_tickers
+
 SCHEMA_VERSION = 1
 
 _TAG = re.compile(r"<[^>]*>")
@@ -82,7 +84,9 @@ def dedup_keys(source: str, url: str | None, title: str) -> list[str]:
 
 
 def extract_tickers(*texts: str) -> list[str]:
-    """Upper-case cashtags ($AAPL, $BRK.B) in order of first appearance, without repeats."""
+    """Upper-case cashtags ($AAPL, $BRK.B) in order of first appearance, without repeats.
+
+    `build_item` adds the tickers of company names it recognises (`connectors.companies`)."""
     seen: dict[str, None] = {}
     for text in texts:
         for match in _CASHTAG.finditer(text or ""):
@@ -161,7 +165,7 @@ def make_item(
         published_at=published_at or now,
         fetched_at=fetched_at or now,
         lang=lang,
-        tickers=extract_tickers(title, body),
+        tickers=list(dict.fromkeys([*extract_tickers(title, body), *company_tickers(title, body)])),
     )
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from connectors.companies import company_tickers
 from connectors.news_item import (
     NewsItem,
     Rejection,
@@ -102,3 +103,13 @@ def test_field_level_violations(changes: dict[str, object], code: str) -> None:
 def test_worker_side_cleaning_removes_html_a_producer_left_in() -> None:
     result = parse_message(_valid(title="Fed <i>holds</i> rates", body="<script>evil()</script>ok"), **LIMITS)
     assert isinstance(result, NewsItem) and result.title == "Fed holds rates" and result.body == "ok"
+
+
+def test_company_names_add_their_tickers_after_the_cashtags() -> None:
+    item = make_item(
+        source="feed",
+        title="$F slips as Bank of America downgrades Tesla; Apple's supplier warns",
+        body="Applesauce makers and the Americas unaffected. Tesla again.",
+    )
+    assert item.tickers == ["F", "BAC", "TSLA", "AAPL"]  # no AAPL from 'Applesauce', no repeats
+    assert company_tickers("a note on $TSLA") == []  # a cashtag is not a company name
