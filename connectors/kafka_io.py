@@ -116,3 +116,41 @@ class NewsProducer:
         except KafkaError as exc:
             log.warning("producer flush on close failed", extra={"error": str(exc)})
         self._producer.close(timeout=30)
+
+
+class LagProbe:
+    """Consumer lag per partition: the broker's end offsets minus the group's committed offsets.
+
+    Reads only (an admin client and a group-less consumer), so probing never joins or disturbs
+    the group. A partition the group has not committed on yet counts from offset 0 (the workers
+    start from the earliest offset).
+    """
+
+    def __init__(self, bootstrap: str, group: str, client_id: str = "finsent-lag") -> None:
+        self._group = group
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id=client_id
+        )
+
+    def lag(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or [])
+        ]
+        if not partitions:
+            return {}
+        end = self._consumer.end_offsets(partitions)
+        committed = self._admin.list_group_offsets({self._group: None}).get(self._group, {})
+        lags = {}
+        for tp in partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lags[(tp.topic, tp.partition)] = max(0, end[tp] - done)
+        return lags
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaError):
+            self._consumer.close()
+            self._admin.close()

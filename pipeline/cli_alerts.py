@@ -9,20 +9,13 @@ from getpass import getuser
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.db.schema import utcnow
 from connectors.errors import UserInputError
+from pipeline.cli_models import open_engine
 from pipeline.settings import Settings
-
-
-def _engine(settings: Settings) -> Engine:
-    from connectors.db.engine import make_engine
-    from connectors.db.migrate import upgrade
-
-    upgrade(settings.database_url)
-    return make_engine(settings.database_url)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -38,7 +31,7 @@ def _parse_time(value: str | None) -> datetime | None:
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
     from alerts import rules
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     if args.action == "list":
         for rule in rules.current_rules(engine):
             state = "enabled " if rule.enabled else "disabled"
@@ -67,7 +60,7 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
     from alerts import silences
     from alerts.rules import parse_duration
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     matchers = [silences.parse_matcher(m) for m in args.match or []]
     duration = timedelta(seconds=parse_duration(args.duration))
     start = _parse_time(args.start) or utcnow()
@@ -86,7 +79,7 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_silences(args: argparse.Namespace, settings: Settings) -> int:
     from alerts import silences
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     if args.action == "expire":
         silences.expire(engine, args.id)
         print(f"silence {args.id} expired")
@@ -102,7 +95,7 @@ def cmd_silences(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.db.schema import Alert
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     query = select(Alert).order_by(Alert.id.desc()).limit(args.limit)
     if args.state == "open":
         query = query.where(Alert.state.in_(("pending", "firing")))
@@ -151,7 +144,7 @@ def _alert_dict(row: Any) -> dict[str, Any]:
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.alerting import run_alert_cycle, run_scan
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     now = _parse_time(args.at)
     if args.no_deliver:
         print(json.dumps(run_scan(settings, engine, now).as_dict()))
@@ -164,7 +157,7 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from alerts.outbox import counts
     from pipeline.alerting import run_delivery
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     report = run_delivery(settings, engine)
     print(
         json.dumps(

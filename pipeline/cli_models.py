@@ -18,7 +18,8 @@ from pipeline.settings import Settings
 CHUNK = 1024  # texts per classify() call in the batch commands: bounded memory, steady progress
 
 
-def _engine(settings: Settings) -> Engine:
+def open_engine(settings: Settings) -> Engine:
+    """The database, migrated to the current schema (every command that touches it starts here)."""
     from connectors.db.engine import make_engine
     from connectors.db.migrate import upgrade
 
@@ -33,7 +34,7 @@ def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
     from models.instructions import Instruction, load_yaml
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     if args.action == "list":
         for instruction in instruction_store.current(engine).instructions:
             state = "active" if instruction.active else "disabled"
@@ -101,7 +102,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.registry import ModelRegistry
     from models.training import Trainer
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     instructions = instruction_store.current(engine)
     examples, config = _training_examples(args, settings, instructions)
     overrides = {
@@ -160,7 +161,7 @@ def _cuda() -> bool:
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry(settings.models_dir, _engine(settings))
+    registry = ModelRegistry(settings.models_dir, open_engine(settings))
     if args.action == "list":
         for info in registry.versions():
             figures = " ".join(
@@ -208,7 +209,7 @@ def read_inputs(path: Path) -> Iterator[tuple[Any, str]]:
 def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     executor = _executor(settings, engine, args.model)
     instructions = instruction_store.current(engine)
     inputs = list(read_inputs(Path(args.input)))
@@ -241,7 +242,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from models.evaluation import classification_report, format_report
     from models.instructions import InstructionSet
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     instruction = instruction_store.current(engine).get(args.instruction)
     examples = load_examples(
         Path(args.data), instruction, args.text_column, args.label_column, parse_label_map(args.label_map)
@@ -270,7 +271,7 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from models.labels import annotation_queue, import_file, write_jsonl
     from models.registry import ModelRegistry, base_version
 
-    engine = _engine(settings)
+    engine = open_engine(settings)
     if args.action == "import":
         report = import_file(engine, Path(args.file), instruction_store.current(engine), args.annotator or "")
         for line, reason in report.rejected:
@@ -291,7 +292,7 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.jobs import run_retrain
 
-    outcome = run_retrain(settings, _engine(settings))
+    outcome = run_retrain(settings, open_engine(settings))
     print(
         json.dumps(
             {
@@ -310,7 +311,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.scheduler import run_forever
 
-    run_forever(settings, _engine(settings))
+    run_forever(settings, open_engine(settings))
     return 0
 
 

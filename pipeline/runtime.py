@@ -33,6 +33,9 @@ class _Refreshing(Generic[T]):
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
+    def loaded(self) -> bool:
+        return self._value is not None
+
     def current(self) -> T:
         with self._lock:
             now = time.monotonic()

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=60.0, gt=0)
 
     # --- operations ----------------------------------------------------------------------------
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics/health endpoints bind.")
+    worker_metrics_port: int = Field(default=9464, ge=0, lt=65536, description="0 disables it.")
+    scheduler_metrics_port: int = Field(default=9465, ge=0, lt=65536, description="0 disables it.")
+    ingest_metrics_port: int = Field(default=9466, ge=0, lt=65536, description="0 disables it.")
+    lag_probe_interval_s: float = Field(default=5.0, gt=0, description="How often a worker measures lag.")
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
     dashboard_token: SecretStr | None = None

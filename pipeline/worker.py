@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import faust
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from connectors.db.engine import make_engine
 from connectors.db.migrate import require_current
-from connectors.kafka_io import TopicSpec, ensure_topics
-from pipeline import logs
+from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics
+from pipeline import logs, metrics
 from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
 from pipeline.label_stream import LabelBatchProcessor
 from pipeline.runtime import ClassifierProvider, InstructionProvider
@@ -100,10 +102,12 @@ def build_app(
         async for events in batches:
             records = [_record(event) for event in events]
             result = await asyncio.get_running_loop().run_in_executor(pool, process, records)
+            committed = time.time()
             await _publish(app, settings, outcome_of(result))
             for event in events:
                 await stream.ack(event)
             report(result, len(records))
+            _observe_batch(records, committed)
 
     @app.agent(raw, name="classify")
     async def classify(stream: faust.StreamT[Any]) -> None:
@@ -121,6 +125,31 @@ def build_app(
     @app.task
     async def prepare() -> None:
         require_current(engine)
+        # Load the model before the first batch: readiness says "model loaded" only then.
+        await asyncio.get_running_loop().run_in_executor(pool, classifier.current)
+
+    lag_probe: list[LagProbe] = []
+
+    @app.timer(interval=settings.lag_probe_interval_s)
+    async def probe_lag() -> None:
+        def measure() -> dict[tuple[str, int], int]:
+            if not lag_probe:
+                lag_probe.append(LagProbe(settings.kafka_bootstrap, settings.consumer_group))
+            return lag_probe[0].lag([settings.topic_raw, settings.topic_labels])
+
+        try:
+            lags = await asyncio.get_running_loop().run_in_executor(None, measure)
+        except Exception as exc:  # a failed probe leaves the last values; it never stops the worker
+            log.warning("consumer lag probe failed", extra={"event": "lag_probe_failed", "error": repr(exc)})
+            return
+        for (topic, partition), lag in lags.items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+
+    app.finsent_checks = {  # type: ignore[attr-defined]
+        "database": lambda: _ping_database(engine),
+        "kafka": lambda: _ping_kafka(settings.kafka_bootstrap),
+        "model": lambda: _require(classifier.loaded, "the model is still loading"),
+    }
 
     app.finsent_stop_flag = stop_flag  # type: ignore[attr-defined]
     return app
@@ -183,8 +212,44 @@ async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) ->
         await asyncio.gather(*futures)
 
 
+def _observe_batch(records: list[RawRecord], committed: float) -> None:
+    metrics.BATCH_SIZE.observe(len(records))
+    for record in records:
+        metrics.ITEMS_CONSUMED.labels(record.topic).inc()
+        if record.timestamp_ms:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, committed - record.timestamp_ms / 1000))
+
+
+def _count_outcome(outcome: BatchOutcome) -> None:
+    for dead in outcome.dead:
+        metrics.DEAD_LETTERS.labels(dead.code).inc()
+    write = outcome.write
+    if write is not None:
+        metrics.ROWS_WRITTEN.labels("articles").inc(write.articles_inserted)
+        metrics.ROWS_WRITTEN.labels("predictions").inc(write.predictions_inserted)
+        metrics.ROWS_WRITTEN.labels("dlq_records").inc(write.dead_letters_inserted)
+
+
+def _ping_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _ping_kafka(bootstrap: str) -> None:
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+        pass
+
+
+def _require(condition: Callable[[], bool], message: str) -> None:
+    if not condition():
+        raise RuntimeError(message)
+
+
 def _log_labels(result: tuple[int, BatchOutcome], size: int) -> None:
     stored, outcome = result
+    metrics.LABELS_STORED.inc(stored)
+    _count_outcome(outcome)
     log.info(
         "labels stored",
         extra={"event": "labels_stored", "size": size, "stored": stored, "dead_lettered": len(outcome.dead)},
@@ -193,6 +258,14 @@ def _log_labels(result: tuple[int, BatchOutcome], size: int) -> None:
 
 def _log_batch(outcome: BatchOutcome, size: int) -> None:
     write = outcome.write
+    metrics.ITEMS_CLASSIFIED.inc(len(outcome.stored))
+    metrics.CLASSIFY_SECONDS.observe(outcome.classify_s)
+    metrics.WRITE_SECONDS.observe(outcome.write_s)
+    _count_outcome(outcome)
+    if outcome.stored:
+        metrics.ACTIVE_MODEL.clear()
+        for instruction in outcome.stored[0][1]:
+            metrics.ACTIVE_MODEL.labels(instruction, outcome.model_version).set(1)
     log.info(
         "batch stored",
         extra={
@@ -224,6 +297,7 @@ def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust commits acked offsets on the way out."""
     declare_topics(settings)
     app = build_app(settings)
+    metrics.serve(settings.metrics_host, settings.worker_metrics_port, app.finsent_checks)  # type: ignore[attr-defined]
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.lower(),

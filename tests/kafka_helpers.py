@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from connectors.kafka_io import read_topic
+from connectors.kafka_io import LagProbe, read_topic
 
 
 def read_all(bootstrap: str, topic: str, max_bytes: int = 64 * 1024 * 1024) -> list[ConsumerRecord]:
@@ -14,16 +14,11 @@ def read_all(bootstrap: str, topic: str, max_bytes: int = 64 * 1024 * 1024) -> l
 
 def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """Messages in `topic` not yet committed by `group` (all of them before its first commit)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    probe = LagProbe(bootstrap, group)
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        end = consumer.end_offsets(partitions)
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+        return sum(probe.lag([topic]).values())
     finally:
-        consumer.close()
-        admin.close()
+        probe.close()
 
 
 def raw_producer(bootstrap: str) -> KafkaProducer:
