@@ -23,25 +23,26 @@ Points without enough volume are NaN: they do not enter the baseline, and EWMA/C
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import lfilter
-from scipy.stats import median_abs_deviation
 
 Direction = Literal["up", "down", "both"]
 DETECTORS = ("robust_z", "ewma", "cusum")
+MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a normal sample times this is its sigma
 
 
 @dataclass(frozen=True)
 class Standardised:
-    """The series in robust units, and the baseline that made them (for alert details)."""
+    """Series in robust units, one row per key, and the baseline behind each row."""
 
-    e: NDArray[np.float64]
-    median: float
-    scale: float
+    e: NDArray[np.float64]  # (keys, points)
+    median: NDArray[np.float64]  # (keys,)
+    scale: NDArray[np.float64]  # (keys,): the scale the newest point was divided by
 
 
 @dataclass(frozen=True)
@@ -62,47 +63,52 @@ class DetectorSpec:
 
 
 def standardise(values: NDArray[np.float64], floors: NDArray[np.float64]) -> Standardised:
-    """Standardise every point against the baseline (all points but the last)."""
-    baseline = values[:-1]
-    baseline = baseline[~np.isnan(baseline)]
-    if baseline.size == 0:
-        return Standardised(np.full(values.shape, np.nan), math.nan, math.nan)
-    median = float(np.median(baseline))
-    mad = float(median_abs_deviation(baseline, scale="normal"))
-    scale = np.maximum(mad, floors)
-    e = (values - median) / scale
-    return Standardised(e, median, float(max(mad, floors[-1])))
+    """Standardise every point of each row against that row's baseline (all points but the last).
+
+    Rows (keys) are processed together: a scan judges hundreds of tickers at once.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    floors = np.broadcast_to(np.atleast_2d(np.asarray(floors, dtype=float)), values.shape)
+    baseline = values[:, :-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no baseline, NaN scores
+        median = np.nanmedian(baseline, axis=1)
+        mad = MAD_TO_SIGMA * np.nanmedian(np.abs(baseline - median[:, None]), axis=1)
+    scale = np.maximum(mad[:, None], floors)
+    e = (values - median[:, None]) / scale
+    return Standardised(e, median, scale[:, -1])
 
 
-def robust_z(e: NDArray[np.float64]) -> float:
-    return float(e[-1])
+def robust_z(e: NDArray[np.float64]) -> NDArray[np.float64]:
+    return e[:, -1]
 
 
-def ewma(e: NDArray[np.float64], lam: float) -> float:
-    """EWMA of e (missing points count as 0, i.e. 'as usual'), in units of its own std."""
+def ewma(e: NDArray[np.float64], lam: float) -> NDArray[np.float64]:
+    """EWMA of e along each row (missing points count as 0, i.e. 'as usual'), in units of its
+    own asymptotic standard deviation."""
     filled = np.nan_to_num(e, nan=0.0)
-    smoothed = lfilter([lam], [1.0, -(1.0 - lam)], filled)
-    return float(smoothed[-1] / math.sqrt(lam / (2.0 - lam)))
+    smoothed = lfilter([lam], [1.0, -(1.0 - lam)], filled, axis=1)
+    return np.asarray(smoothed[:, -1] / math.sqrt(lam / (2.0 - lam)), dtype=float)
 
 
-def cusum(e: NDArray[np.float64], k: float) -> float:
-    total = 0.0
-    for value in e:
-        if not math.isnan(value):
-            total = max(0.0, total + float(value) - k)
+def cusum(e: NDArray[np.float64], k: float) -> NDArray[np.float64]:
+    total = np.zeros(e.shape[0])
+    for column in e.T:
+        step = np.maximum(0.0, total + column - k)
+        total = np.where(np.isnan(column), total, step)
     return total
 
 
-def score(spec: DetectorSpec, standardised: Standardised, direction: Direction) -> float:
-    """The detector's score for the newest point; NaN when the newest point has no value."""
+def score(spec: DetectorSpec, standardised: Standardised, direction: Direction) -> NDArray[np.float64]:
+    """The detector's score for each row's newest point; NaN where that point has no value."""
     e = standardised.e
-    if e.size == 0 or math.isnan(e[-1]):
-        return math.nan
     if direction == "both":
-        return max(score(spec, standardised, "up"), score(spec, standardised, "down"))
+        return np.fmax(score(spec, standardised, "up"), score(spec, standardised, "down"))
     signed = e if direction == "up" else -e
     if spec.kind == "robust_z":
-        return robust_z(signed)
-    if spec.kind == "ewma":
-        return ewma(signed, spec.ewma_lambda)
-    return cusum(signed, spec.cusum_k)
+        result = robust_z(signed)
+    elif spec.kind == "ewma":
+        result = ewma(signed, spec.ewma_lambda)
+    else:
+        result = cusum(signed, spec.cusum_k)
+    return np.where(np.isnan(e[:, -1]), np.nan, result)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -56,54 +57,54 @@ class ScanReport:
 
 
 def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The smallest scale a point may have: the sampling noise of its volume (see detectors).
+    """The smallest scale each point may have: the sampling noise of its volume (see detectors).
 
     Counts: Poisson, sqrt of the usual count (at least 1). Negative share: binomial,
-    sqrt(p(1 - p) / n) with p the usual share (at least 5%). Mean signed score: 0.5 / sqrt(n).
+    sqrt(p(1 - p) / n) with p the usual share (5% to 95%). Mean signed score: 0.5 / sqrt(n).
+    One row per key.
     """
-    baseline = values[:-1]
-    usual = baseline[~np.isnan(baseline)]
-    median = float(np.median(usual)) if usual.size else 0.0
+    baseline = values[:, :-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row without any baseline value
+        usual = np.nan_to_num(np.nanmedian(baseline, axis=1), nan=0.0)[:, None]
     if metric in ("volume", "negative_volume"):
-        return np.full(values.shape, math.sqrt(max(median, 1.0)))
+        return np.broadcast_to(np.sqrt(np.maximum(usual, 1.0)), values.shape)
     n = np.maximum(volume, 1.0)
     if metric == "negative_share":
-        p = min(max(median, 0.05), 0.95)
-        return np.sqrt(p * (1 - p) / n)
-    return 0.5 / np.sqrt(n)
+        p = np.clip(usual, 0.05, 0.95)
+        return np.asarray(np.sqrt(p * (1 - p) / n), dtype=float)
+    return np.asarray(0.5 / np.sqrt(n), dtype=float)
 
 
 def evaluate(
     engine: Engine, rule: Rule, now: datetime, cache: dict[SeriesQuery, SeriesSet] | None = None
 ) -> list[Observation]:
-    """The rule's detector on every key that has data in its window. Rules reading the same
-    series (the same dimension, bucket and baseline) share one query through `cache`."""
+    """The rule's detector on every key that has data in its window, all keys at once. Rules
+    reading the same series (dimension, bucket, baseline) share one query through `cache`."""
     query = rule.series_query()
     series = cache.get(query) if cache is not None else None
     if series is None:
         series = read_series(engine, query, now)
         if cache is not None:
             cache[query] = series
-    observations = []
-    for key in series.keys:
-        if rule.keys and key not in rule.keys:
-            continue
-        values, volume = series.values(rule.metric, key)
-        standardised = standardise(values, _floors(rule.metric, values, volume))
-        newest_volume = float(volume[-1])
-        value = None if math.isnan(values[-1]) else float(values[-1])
-        enough = newest_volume >= max(rule.min_volume, 1)
-        observations.append(
-            Observation(
-                key=key,
-                score=score(rule.detector_spec, standardised, rule.direction) if enough else math.nan,
-                value=value,
-                volume=newest_volume,
-                baseline_median=standardised.median,
-                baseline_scale=standardised.scale,
-            )
+    rows = [i for i, key in enumerate(series.keys) if not rule.keys or key in rule.keys]
+    if not rows:
+        return []
+    values, volume = (m[rows] for m in series.matrix(rule.metric))
+    standardised = standardise(values, _floors(rule.metric, values, volume))
+    scores = score(rule.detector_spec, standardised, rule.direction)
+    enough = volume[:, -1] >= max(rule.min_volume, 1)
+    return [
+        Observation(
+            key=series.keys[i],
+            score=float(scores[j]) if enough[j] else math.nan,
+            value=None if math.isnan(values[j, -1]) else float(values[j, -1]),
+            volume=float(volume[j, -1]),
+            baseline_median=float(standardised.median[j]),
+            baseline_scale=float(standardised.scale[j]),
         )
-    return observations
+        for j, i in enumerate(rows)
+    ]
 
 
 def _no_data(key: str) -> Observation:

@@ -54,22 +54,28 @@ class SeriesSet:
     def __post_init__(self) -> None:
         self.index = {key: i for i, key in enumerate(self.keys)}
 
-    def values(self, metric: str, key: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(metric values, volume behind each value); shares and means are NaN where nothing was rated."""
-        i = self.index[key]
+    def matrix(self, metric: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(metric values, volume behind each value), one row per key; shares and means are NaN
+        where nothing was rated."""
         if metric == "volume":
-            return self.volume[i], self.volume[i]
+            return self.volume, self.volume
         if metric == "negative_volume":
-            return self.negative[i], self.negative[i]
-        rated = self.rated[i]
+            return self.negative, self.negative
+        rated = self.rated
         with np.errstate(invalid="ignore", divide="ignore"):
             if metric == "negative_share":
-                values = np.where(rated > 0, self.negative[i] / rated, np.nan)
+                values = np.where(rated > 0, self.negative / rated, np.nan)
             elif metric == "mean_sentiment":
-                values = np.where(rated > 0, self.signed_sum[i] / rated, np.nan)
+                values = np.where(rated > 0, self.signed_sum / rated, np.nan)
             else:
                 raise ValueError(f"unknown metric {metric!r}")
         return values, rated
+
+    def values(self, metric: str, key: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """One key's row of `matrix`."""
+        values, volume = self.matrix(metric)
+        i = self.index[key]
+        return values[i], volume[i]
 
 
 METRICS = ("volume", "negative_volume", "negative_share", "mean_sentiment")

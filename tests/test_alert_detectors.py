@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from alerts import lifecycle
-from alerts.detectors import DetectorSpec, Standardised, score, standardise
+from alerts.detectors import DetectorSpec, Direction, Standardised, standardise
+from alerts.detectors import score as detector_score
 from alerts.lifecycle import Observation
 from alerts.rules import RuleError, builtin_rules, parse_duration, rule_from_spec
 from alerts.silences import SilenceError, matches_all, parse_matcher
@@ -18,15 +19,19 @@ MAD_SCALE = 1.4826  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
 
 
 def _std(values: list[float], floor: float = 0.0) -> Standardised:
-    array = np.array(values, dtype=float)
+    array = np.array([values], dtype=float)  # one key
     return standardise(array, np.full(array.shape, floor))
+
+
+def score(spec: DetectorSpec, st: Standardised, direction: Direction) -> float:
+    return float(detector_score(spec, st, direction)[0])
 
 
 def test_robust_z_is_distance_from_the_median_in_mad_units() -> None:
     # baseline 1,2,3,4: median 2.5, MAD = median(1.5, .5, .5, 1.5) = 1 -> scale 1.4826
     st = _std([1, 2, 3, 4, 100])
-    assert st.median == 2.5
-    assert st.scale == pytest.approx(MAD_SCALE, rel=1e-4)
+    assert st.median[0] == 2.5
+    assert st.scale[0] == pytest.approx(MAD_SCALE, rel=1e-4)
     assert score(DetectorSpec("robust_z"), st, "up") == pytest.approx(97.5 / MAD_SCALE, rel=1e-4)
     assert score(DetectorSpec("robust_z"), st, "down") == pytest.approx(-97.5 / MAD_SCALE, rel=1e-4)
 
@@ -52,10 +57,18 @@ def test_cusum_catches_a_persistent_moderate_shift_that_z_calls_noise() -> None:
 
 def test_missing_points_are_skipped_and_a_missing_newest_point_has_no_score() -> None:
     st = _std([0, math.nan, 0, 0, 3], floor=1.0)
-    assert st.median == 0.0
+    assert st.median[0] == 0.0
     assert score(DetectorSpec("cusum", cusum_k=0.5), st, "up") == pytest.approx(2.5)
     assert math.isnan(score(DetectorSpec("robust_z"), _std([1, 2, math.nan]), "up"))
     assert math.isnan(score(DetectorSpec("robust_z"), _std([math.nan, math.nan, 3]), "up"))
+
+
+def test_many_keys_are_scored_at_once_each_against_its_own_baseline() -> None:
+    values = np.array([[1, 2, 3, 4, 100], [0, 0, 0, 0, 3], [5, 5, 5, 5, np.nan]], dtype=float)
+    st = standardise(values, np.ones(values.shape))
+    scores = detector_score(DetectorSpec("robust_z"), st, "up")
+    assert scores[0] == pytest.approx(97.5 / MAD_SCALE, rel=1e-4) and scores[1] == 3.0
+    assert math.isnan(scores[2])
 
 
 def test_both_directions_take_the_larger_excursion() -> None:
