@@ -42,6 +42,7 @@ class DeliveryReport:
     deferred: int = 0
     failed: int = 0
     by_receiver: dict[str, int] = field(default_factory=dict)
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (receiver, delivered|deferred|failed)
 
 
 def enqueue(
@@ -106,6 +107,7 @@ def deliver_due(
         if error is None:
             _mark(engine, row.id, status=DELIVERED, delivered_at=utcnow(), last_error="")
             report.delivered += 1
+            report.outcomes.append((row.receiver, DELIVERED))
             report.by_receiver[row.receiver] = report.by_receiver.get(row.receiver, 0) + 1
             log.info(
                 "notification delivered",
@@ -117,6 +119,7 @@ def deliver_due(
         if error.permanent or too_old:
             _mark(engine, row.id, status=FAILED, last_error=str(error)[:2000], attempts=attempts)
             report.failed += 1
+            report.outcomes.append((row.receiver, FAILED))
             log.error(
                 "notification failed for good",
                 extra={"event": "notification_failed", "receiver": row.receiver, "error": str(error)},
@@ -131,6 +134,7 @@ def deliver_due(
                 next_attempt_at=now + timedelta(seconds=delay),
             )
             report.deferred += 1
+            report.outcomes.append((row.receiver, "deferred"))
             log.warning(
                 "notification deferred",
                 extra={

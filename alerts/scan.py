@@ -45,6 +45,7 @@ class ScanReport:
     transitions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     notifications: int = 0
     silenced: int = 0
+    fired_rules: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -153,11 +154,14 @@ def scan(
                     if alert.state == FIRING:
                         _event(session, alert, FIRING, now)
                         report.transitions[FIRING] += 1
+                        report.fired_rules.append(name)
                 else:
                     change = lifecycle.observe(alert, rule, obs, now)
                     if change:
                         _event(session, alert, change, now)
                         report.transitions[change] += 1
+                        if change == FIRING:
+                            report.fired_rules.append(name)
                 touched.append((alert, rule))
         for alert in open_alerts.values():  # their rule was removed or disabled
             alert.state, alert.resolved_at, alert.updated_at = (

@@ -17,6 +17,7 @@ from alerts.outbox import DeliveryPolicy, DeliveryReport, deliver_due
 from alerts.rules import current_rules
 from alerts.scan import ScanReport, scan
 from connectors.db.schema import utcnow
+from pipeline import metrics
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ def run_alert_cycle(settings: Settings, engine: Engine, now: datetime | None = N
     """One scan and one delivery run; a failing receiver never stops the scan."""
     report = run_scan(settings, engine, now)
     delivery = run_delivery(settings, engine, now)
+    for rule in report.fired_rules:
+        metrics.ALERTS_FIRED.labels(rule).inc()
+    for receiver, result in delivery.outcomes:
+        metrics.NOTIFICATIONS.labels(receiver, result).inc()
     outcome = {
         **report.as_dict(),
         "delivered": delivery.delivered,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.errors import UserInputError
-from pipeline import cli_alerts, cli_models, logs
+from pipeline import cli_alerts, cli_models, logs, metrics
 from pipeline.settings import Settings, load_settings
 
 log = logging.getLogger("finsent")
@@ -55,7 +55,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from connectors.sources.feed import FeedSource
     from connectors.sources.files import FileSource
     from connectors.sources.http_api import ApiConfig, JsonApiSource
-    from pipeline.worker import declare_topics
+    from pipeline.worker import declare_topics, ping_kafka
 
     settings = _settings(args)
     declare_topics(settings)
@@ -89,11 +89,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 if args.feed
                 else (JsonApiSource(ApiConfig.load(Path(args.api)), fetcher, on_error=report.record_error))
             )
+            if not args.once:  # a long-running poller: metrics and health like the other services
+                metrics.serve(
+                    settings.metrics_host,
+                    settings.ingest_metrics_port,
+                    {"kafka": lambda: ping_kafka(settings.kafka_bootstrap)},
+                )
             while True:
+                before = report.produced
                 try:
                     ingest(polled.items(), producer, dedup, report=report)
                 except FetchError as exc:
                     report.record_error(args.feed or args.api, str(exc))
+                metrics.ITEMS_PUBLISHED.labels(args.source or "poll").inc(report.produced - before)
                 if args.once:
                     break
                 time.sleep(settings.poll_interval_s)
@@ -108,6 +116,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "rejected": len(report.errors),
     }
     print(json.dumps(summary))
+    return 0
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.cli_models import open_engine
+    from pipeline.status import collect, render
+
+    settings = _settings(args)
+    status = collect(settings, open_engine(settings))
+    print(json.dumps(status) if args.json else render(status))
     return 0
 
 
@@ -197,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--once", action="store_true", help="poll a feed/API once instead of forever")
     ingest.add_argument("--no-dedup", action="store_true", help="publish items even if seen before")
     ingest.set_defaults(func=cmd_ingest)
+
+    status = sub.add_parser("status", help="throughput, lag, dead letters, models, retrain, alerts")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)

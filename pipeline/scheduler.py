@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -27,8 +28,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from connectors.db import job_locks
+from connectors.db.engine import ping_database
 from connectors.db.housekeeping import prune_dead_letters
 from connectors.db.label_store import count_labels_since
+from pipeline import metrics
 from pipeline.alerting import run_alert_cycle
 from pipeline.jobs import run_retrain
 from pipeline.settings import Settings
@@ -66,10 +69,13 @@ def _guarded(
         log.info("job skipped: another run holds it", extra={"event": "job_skipped", "job": lock_id})
         return
     outcome = "failed"
+    started = time.perf_counter()
     try:
         outcome = work(ctx)
     finally:
         job_locks.finish(ctx.engine, lock_id, ctx.owner, outcome)
+        metrics.JOB_SECONDS.labels(lock_id).observe(time.perf_counter() - started)
+        metrics.JOB_RUNS.labels(lock_id, "failed" if outcome == "failed" else "ok").inc()
 
 
 def _retrain(ctx: JobContext) -> str:
@@ -176,6 +182,11 @@ def start(scheduler: BaseScheduler, settings: Settings) -> None:
     scheduler.resume()
 
 
+def _require_running(scheduler: BaseScheduler) -> None:
+    if not scheduler.running:
+        raise RuntimeError("the scheduler is not running")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -197,5 +208,10 @@ def run_forever(settings: Settings, engine: Engine) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     scheduler = build_scheduler(settings, engine)
     start(scheduler, settings)
+    metrics.serve(
+        settings.metrics_host,
+        settings.scheduler_metrics_port,
+        {"database": lambda: ping_database(engine), "scheduler": lambda: _require_running(scheduler)},
+    )
     stop.wait()
     scheduler.shutdown(wait=False)

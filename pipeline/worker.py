@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import faust
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from connectors.db.engine import make_engine
+from connectors.db.engine import make_engine, ping_database
 from connectors.db.migrate import require_current
 from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics
 from pipeline import logs, metrics
@@ -146,8 +146,8 @@ def build_app(
             metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     app.finsent_checks = {  # type: ignore[attr-defined]
-        "database": lambda: _ping_database(engine),
-        "kafka": lambda: _ping_kafka(settings.kafka_bootstrap),
+        "database": lambda: ping_database(engine),
+        "kafka": lambda: ping_kafka(settings.kafka_bootstrap),
         "model": lambda: _require(classifier.loaded, "the model is still loading"),
     }
 
@@ -230,12 +230,7 @@ def _count_outcome(outcome: BatchOutcome) -> None:
         metrics.ROWS_WRITTEN.labels("dlq_records").inc(write.dead_letters_inserted)
 
 
-def _ping_database(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-
-
-def _ping_kafka(bootstrap: str) -> None:
+def ping_kafka(bootstrap: str) -> None:
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
     with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
         pass

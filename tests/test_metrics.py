@@ -112,3 +112,11 @@ def test_counters_move_by_exactly_the_items_processed_and_lag_reaches_zero(
     code, body = _status(port, "/readyz")
     assert code == 200 and body["status"] == "ready" and body["checks"] == ["database", "kafka", "model"]
     assert worker.alive()
+
+    status = json.loads(stack.finsent("status", "--json").stdout)
+    assert status["lag"]["total"] == 0 and status["articles_total"] == len(good)
+    assert status["throughput_per_min"]["15m"] == round(len(good) / 15, 1)
+    assert status["dlq_unresolved"]["invalid_json"] == 7 and sum(status["dlq_unresolved"].values()) == 12
+    assert status["open_alerts"] == [] and status["last_retrain_decision"] is None
+    text = stack.finsent("status").stdout
+    assert "lag: 0 messages" in text and "invalid_json=7" in text
