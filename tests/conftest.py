@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -181,6 +182,13 @@ def workers(stack: Stack, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess
     yield start
     for worker in started:
         worker.stop()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for servers a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:

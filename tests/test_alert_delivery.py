@@ -35,6 +35,7 @@ from alerts.scan import scan
 from connectors.db.engine import make_engine
 from connectors.db.schema import AlertNotification
 from tests.alert_helpers import Hooks, Item, store
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-shared-key"
@@ -85,17 +86,9 @@ def _payload(n: int = 1) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_email_reaches_a_real_smtp_server_with_text_and_html() -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -138,7 +131,7 @@ def test_email_over_starttls_with_authentication(tmp_path: Path) -> None:
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -14,16 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.sources.files import FileSource
 from pipeline.worker import declare_topics
-from tests.conftest import Stack, WorkerProcess, wait_for, wait_stored
+from tests.conftest import Stack, WorkerProcess, free_port, wait_for, wait_stored
 from tests.kafka_helpers import raw_producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,7 +53,7 @@ def _publish(stack: Stack, messages: list[tuple[bytes | None, bytes]]) -> None:
 def test_counters_move_by_exactly_the_items_processed_and_lag_reaches_zero(
     stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     stack.overrides.update({"worker_metrics_port": port, "lag_probe_interval_s": 1.0})
     settings = stack.settings()
     declare_topics(settings)

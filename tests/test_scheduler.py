@@ -23,6 +23,7 @@ from pipeline.settings import Settings
 from tests.alert_helpers import Hooks, Item, store
 from tests.conftest import FINSENT, wait_for
 from tests.model_helpers import sentiment_slice
+from tests.test_metrics import free_port, scrape, total
 
 
 def _next_runs(settings: Settings, engine: Engine) -> dict[str, object]:
@@ -52,6 +53,7 @@ def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
 ) -> None:
     hooks = Hooks()
     hooks.start()
+    metrics_port = free_port()
     now = datetime.now(UTC)  # a burst of negative news about one ticker, as it happens
     store(
         pg_engine, [Item(now - timedelta(seconds=30 * i), "negative", "Legal", ["ACME"]) for i in range(12)]
@@ -72,6 +74,7 @@ def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
         "FINSENT_HOLDOUT_SHARE": "0.3",
         "FINSENT_LOG_FORMAT": "json",
         "FINSENT_ALERT_SCAN_INTERVAL_S": "2",
+        "FINSENT_SCHEDULER_METRICS_PORT": str(metrics_port),  # the second process finds it taken
         "FINSENT_ALERT_WEBHOOK_URL": hooks.url,
     }
     logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
@@ -104,6 +107,9 @@ def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
             (json.loads(body)["alerts"][0]["key"], json.loads(body)["status"]) for _, body in hooks.received
         ]
         assert keys == [("ACME", "firing")]
+        samples = scrape(metrics_port)  # one process's own counts: its runs, not the other's
+        assert total(samples, "finsent_scheduler_job_runs_total", job="alert-scan", outcome="ok") >= 1
+        assert total(samples, "finsent_scheduler_job_seconds_count", job="alert-scan") >= 1
     finally:
         hooks.stop()
         for proc in procs:
