@@ -136,7 +136,12 @@ class Settings(BaseSettings):
     lag_probe_interval_s: float = Field(default=5.0, gt=0, description="How often a worker measures lag.")
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
-    dashboard_token: SecretStr | None = None
+    dashboard_token: SecretStr | None = Field(
+        default=None, description="Required when the dashboard binds a non-loopback address."
+    )
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8050, gt=0, lt=65536)
+    chromium: str = Field(default="chromium", description="Headless Chromium for `finsent report`.")
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -16,6 +16,14 @@ if ! command -v kcat >/dev/null 2>&1; then
   fi
 fi
 
+# Headless Chromium for the dashboard test and `finsent report` (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || true
+  fi
+  command -v chromium >/dev/null 2>&1 || echo "services: chromium is missing; the dashboard and report tests will be skipped"
+fi
+
 started=()
 cleanup() {
   for service in "${started[@]}"; do
