@@ -79,6 +79,29 @@ def standardise(values: NDArray[np.float64], floors: NDArray[np.float64]) -> Sta
     return Standardised(e, median, scale[:, -1])
 
 
+def standardise_proportion(successes: NDArray[np.float64], trials: NDArray[np.float64]) -> Standardised:
+    """Shares (negative items / rated items) as overdispersed-binomial z-scores.
+
+    The median of per-window shares is a poor centre when windows are small (a topic with three
+    items an hour has a median share of 0 and a mean above it, so every window reads as a rise
+    and CUSUM drifts upwards). Instead: the pooled baseline share p0 = sum(successes) /
+    sum(trials); z_j = (share_j - p0) / sqrt(p0 (1 - p0) / n_j); and the extra-binomial spread
+    of real news (phi = median |z| of the baseline / 0.6745, at least 1) divides it out.
+    """
+    successes = np.atleast_2d(np.asarray(successes, dtype=float))
+    trials = np.atleast_2d(np.asarray(trials, dtype=float))
+    base_s, base_n = successes[:, :-1].sum(axis=1), trials[:, :-1].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p0 = np.where(base_n > 0, base_s / base_n, np.nan)
+        p = np.clip(p0, 0.01, 0.99)[:, None]
+        se = np.sqrt(p * (1 - p) / np.maximum(trials, 1.0))
+        z = np.where(trials > 0, (successes / trials - p0[:, None]) / se, np.nan)
+        phi = np.nanmedian(np.abs(z[:, :-1]), axis=1) / 0.6745
+    phi = np.where(np.isnan(phi), 1.0, np.maximum(phi, 1.0))
+    return Standardised(z / phi[:, None], p0, se[:, -1] * phi)
+
+
 def robust_z(e: NDArray[np.float64]) -> NDArray[np.float64]:
     return e[:, -1]
 

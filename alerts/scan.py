@@ -28,7 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts import lifecycle, outbox, silences
-from alerts.detectors import score, standardise
+from alerts.detectors import score, standardise, standardise_proportion
 from alerts.lifecycle import CANCELLED, FIRING, OPEN_STATES, PENDING, RESOLVED, Observation
 from alerts.rules import Rule
 from alerts.series import SeriesQuery, SeriesSet, read_series
@@ -60,9 +60,8 @@ class ScanReport:
 def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64]) -> NDArray[np.float64]:
     """The smallest scale each point may have: the sampling noise of its volume (see detectors).
 
-    Counts: Poisson, sqrt of the usual count (at least 1). Negative share: binomial,
-    sqrt(p(1 - p) / n) with p the usual share (5% to 95%). Mean signed score: 0.5 / sqrt(n).
-    One row per key.
+    Counts: Poisson, sqrt of the usual count (at least 1). Mean signed score: 0.5 / sqrt(n).
+    (Shares have their own binomial standardisation.) One row per key.
     """
     baseline = values[:, :-1]
     with warnings.catch_warnings():
@@ -70,11 +69,7 @@ def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64
         usual = np.nan_to_num(np.nanmedian(baseline, axis=1), nan=0.0)[:, None]
     if metric in ("volume", "negative_volume"):
         return np.broadcast_to(np.sqrt(np.maximum(usual, 1.0)), values.shape)
-    n = np.maximum(volume, 1.0)
-    if metric == "negative_share":
-        p = np.clip(usual, 0.05, 0.95)
-        return np.asarray(np.sqrt(p * (1 - p) / n), dtype=float)
-    return np.asarray(0.5 / np.sqrt(n), dtype=float)
+    return np.asarray(0.5 / np.sqrt(np.maximum(volume, 1.0)), dtype=float)
 
 
 def evaluate(
@@ -92,7 +87,10 @@ def evaluate(
     if not rows:
         return []
     values, volume = (m[rows] for m in series.matrix(rule.metric))
-    standardised = standardise(values, _floors(rule.metric, values, volume))
+    if rule.metric == "negative_share":
+        standardised = standardise_proportion(series.negative[rows], volume)
+    else:
+        standardised = standardise(values, _floors(rule.metric, values, volume))
     scores = score(rule.detector_spec, standardised, rule.direction)
     enough = volume[:, -1] >= max(rule.min_volume, 1)
     return [

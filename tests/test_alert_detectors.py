@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alerts import lifecycle
-from alerts.detectors import DetectorSpec, Direction, Standardised, standardise
+from alerts.detectors import DetectorSpec, Direction, Standardised, standardise, standardise_proportion
 from alerts.detectors import score as detector_score
 from alerts.lifecycle import Observation
 from alerts.rules import RuleError, builtin_rules, parse_duration, rule_from_spec
@@ -147,3 +147,22 @@ def test_lifecycle_pending_for_then_firing_then_hold_before_resolving() -> None:
     cancelled = lifecycle.start(rule, obs(5), t0)
     assert cancelled is not None
     assert lifecycle.observe(cancelled, rule, obs(1), t0 + timedelta(minutes=1)) == "cancelled"
+
+
+def test_shares_are_binomial_z_scores_against_the_pooled_baseline_share() -> None:
+    # baseline: 1 negative in 10, four times -> p0 = 0.1; newest 4 in 10:
+    # z = (0.4 - 0.1) / sqrt(0.1 * 0.9 / 10) = 3.1623; no extra-binomial spread (phi = 1)
+    st = standardise_proportion(np.array([[1, 1, 1, 1, 4]]), np.array([[10, 10, 10, 10, 10]]))
+    assert st.median[0] == pytest.approx(0.1)
+    assert score(DetectorSpec("robust_z"), st, "up") == pytest.approx(0.3 / math.sqrt(0.009), rel=1e-4)
+    # a sparse topic: shares 0, 0, 1, 0 from one item each (median 0, mean 0.25) and a quiet
+    # newest window at 0.25 reads as usual (z = 0), not as a rise above the median
+    sparse = standardise_proportion(np.array([[0, 0, 1, 0, 1]]), np.array([[1, 1, 1, 1, 4]]))
+    assert sparse.median[0] == pytest.approx(0.25)
+    assert score(DetectorSpec("robust_z"), sparse, "up") == pytest.approx(0.0)
+    # overdispersed baseline: |z| of 0/10 and 2/10 against p0 = 0.1 is 1.054; phi = 1.054 / 0.6745
+    wide = standardise_proportion(np.array([[0, 2, 0, 2, 4]]), np.array([[10, 10, 10, 10, 10]]))
+    phi = (0.1 / math.sqrt(0.009)) / 0.6745
+    assert score(DetectorSpec("robust_z"), wide, "up") == pytest.approx(
+        0.3 / math.sqrt(0.009) / phi, rel=1e-4
+    )
