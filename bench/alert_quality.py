@@ -202,12 +202,20 @@ def store(engine: object, posts: list[Post]) -> None:
         write_batch(engine, rows[start : start + 1000], [])
 
 
-def variants() -> list[Rule]:
+def variants(thresholds: list[float] | None = None) -> list[Rule]:
+    """The two shipped surge rules with each detector; `thresholds` adds fire_above variants."""
     shipped = {rule.name: rule for rule in builtin_rules()}
     out = []
     for base in (shipped[TICKER_RULE], shipped[TOPIC_RULE]):
         for detector in DETECTORS:
             out.append(replace(base, name=f"{base.name}.{detector}", detector=detector))
+            for fire in thresholds or []:
+                if fire != base.fire_above:
+                    name = f"{base.name}.{detector}@{fire:g}"
+                    resolve = min(base.resolve_below, fire)
+                    out.append(
+                        replace(base, name=name, detector=detector, fire_above=fire, resolve_below=resolve)
+                    )
     return out
 
 
@@ -216,6 +224,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=5.0, help="minutes between scans")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", help="SQLite file to keep (default: a temporary one)")
+    parser.add_argument("--thresholds", help="also try these fire_above values, e.g. 3,4,6")
     args = parser.parse_args()
     settings = load_settings()
     rng = random.Random(args.seed)
@@ -226,7 +235,7 @@ def main() -> None:
     upgrade(url)
     engine = make_engine(url)
     store(engine, posts)
-    rules = variants()
+    rules = variants([float(t) for t in args.thresholds.split(",")] if args.thresholds else None)
     print(f"{len(posts)} items over a simulated week in {path}; scanning every {args.step:g} min")
     started = time.perf_counter()
     now = WEEK_START + timedelta(days=1)  # a day of history before the first scan
