@@ -211,7 +211,7 @@ def variants(thresholds: list[float] | None = None) -> list[Rule]:
             out.append(replace(base, name=f"{base.name}.{detector}", detector=detector))
             for fire in thresholds or []:
                 if fire != base.fire_above:
-                    name = f"{base.name}.{detector}@{fire:g}"
+                    name = f"{base.name}.{detector}.at{fire:g}"
                     resolve = min(base.resolve_below, fire)
                     out.append(
                         replace(base, name=name, detector=detector, fire_above=fire, resolve_below=resolve)

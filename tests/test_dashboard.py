@@ -66,7 +66,10 @@ def filled(stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path) -
     return stack
 
 
-def test_dashboard_renders_charts_with_data_in_headless_chromium(filled: Stack) -> None:
+def test_dashboard_and_report_render_the_data_in_headless_chromium(
+    filled: Stack, sqlite_url: str, tmp_path: Path
+) -> None:
+    """One real run serves both checks (the worker's start-up is the slow part)."""
     engine = make_engine(filled.database_url)
     server = dashboard.start(engine, "127.0.0.1", 0, token=None)
     port = server.server_address[1]
@@ -94,16 +97,13 @@ def test_dashboard_renders_charts_with_data_in_headless_chromium(filled: Stack) 
     finally:
         server.shutdown()
 
-
-def test_report_png_shows_the_data_and_an_empty_one_does_not(
-    filled: Stack, sqlite_url: str, tmp_path: Path
-) -> None:
-    full = render(make_engine(filled.database_url), tmp_path / "report.png", since_s=86400)
+    # the report: a PNG whose chart shows the data, unlike the report of an empty database
+    full = render(engine, tmp_path / "report.png", since_s=86400)
     empty = render(make_engine(sqlite_url), tmp_path / "empty.png", since_s=86400)
     red_full, red_empty = count_colour(full, NEGATIVE_RED), count_colour(empty, NEGATIVE_RED)
     # the empty report has only the legend's swatch in that colour; the full one has the line
     assert red_full > red_empty + 1000, (red_full, red_empty)
-    pdf = render(make_engine(filled.database_url), tmp_path / "report.pdf", since_s=86400)
+    pdf = render(engine, tmp_path / "report.pdf", since_s=86400)
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
