@@ -126,11 +126,19 @@ class LagProbe:
     start from the earliest offset).
     """
 
-    def __init__(self, bootstrap: str, group: str, client_id: str = "finsent-lag") -> None:
+    def __init__(
+        self, bootstrap: str, group: str, client_id: str = "finsent-lag", bootstrap_timeout_s: float = 30.0
+    ) -> None:
         self._group = group
-        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        timeout_ms = int(bootstrap_timeout_s * 1000)
+        self._admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id=client_id, bootstrap_timeout_ms=timeout_ms
+        )
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id=client_id
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            client_id=client_id,
+            bootstrap_timeout_ms=timeout_ms,
         )
 
     def lag(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:

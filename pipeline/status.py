@@ -101,7 +101,12 @@ def collect(settings: Settings, engine: Engine) -> dict[str, Any]:
 
 def _lag(settings: Settings) -> dict[str, Any]:
     try:
-        probe = LagProbe(settings.kafka_bootstrap, settings.consumer_group, client_id="finsent-status")
+        probe = LagProbe(
+            settings.kafka_bootstrap,
+            settings.consumer_group,
+            client_id="finsent-status",
+            bootstrap_timeout_s=5.0,
+        )
     except Exception as exc:  # the broker down is a status, not a crash
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
     try:
