@@ -63,13 +63,12 @@ def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64
     Counts: Poisson, sqrt of the usual count (at least 1). Mean signed score: 0.5 / sqrt(n).
     (Shares have their own binomial standardisation.) One row per key.
     """
-    baseline = values[:, :-1]
+    if metric not in ("volume", "negative_volume"):
+        return np.asarray(0.5 / np.sqrt(np.maximum(volume, 1.0)), dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a row without any baseline value
-        usual = np.nan_to_num(np.nanmedian(baseline, axis=1), nan=0.0)[:, None]
-    if metric in ("volume", "negative_volume"):
-        return np.broadcast_to(np.sqrt(np.maximum(usual, 1.0)), values.shape)
-    return np.asarray(0.5 / np.sqrt(np.maximum(volume, 1.0)), dtype=float)
+        usual = np.nan_to_num(np.nanmedian(values[:, :-1], axis=1), nan=0.0)[:, None]
+    return np.broadcast_to(np.sqrt(np.maximum(usual, 1.0)), values.shape)
 
 
 def evaluate(
@@ -116,6 +115,16 @@ def _event(session: Session, alert: Alert, event: str, now: datetime, note: str 
     )
 
 
+def _transition(
+    session: Session, alert: Alert, state: str, now: datetime, report: ScanReport, note: str = ""
+) -> None:
+    """Record a state change in the alert's history and the scan's report."""
+    _event(session, alert, state, now, note)
+    report.transitions[state] += 1
+    if state == FIRING:
+        report.fired_rules.append(alert.rule)
+
+
 def scan(
     engine: Engine,
     rules: Iterable[Rule],
@@ -147,19 +156,13 @@ def scan(
                         continue
                     session.add(alert)
                     session.flush()
-                    _event(session, alert, PENDING, now)
-                    report.transitions[PENDING] += 1
+                    _transition(session, alert, PENDING, now, report)
                     if alert.state == FIRING:
-                        _event(session, alert, FIRING, now)
-                        report.transitions[FIRING] += 1
-                        report.fired_rules.append(name)
+                        _transition(session, alert, FIRING, now, report)
                 else:
                     change = lifecycle.observe(alert, rule, obs, now)
                     if change:
-                        _event(session, alert, change, now)
-                        report.transitions[change] += 1
-                        if change == FIRING:
-                            report.fired_rules.append(name)
+                        _transition(session, alert, change, now, report)
                 touched.append((alert, rule))
         for alert in open_alerts.values():  # their rule was removed or disabled
             alert.state, alert.resolved_at, alert.updated_at = (
@@ -167,8 +170,7 @@ def scan(
                 now,
                 now,
             )
-            _event(session, alert, alert.state, now, note="rule disabled or removed")
-            report.transitions[alert.state] += 1
+            _transition(session, alert, alert.state, now, report, note="rule disabled or removed")
         _queue_notifications(session, touched, receivers, now, report)
     return report
 

@@ -7,6 +7,7 @@ webhook secret); the alerts layer gets them as plain arguments.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -56,19 +57,31 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
-def run_scan(settings: Settings, engine: Engine, now: datetime | None = None) -> ScanReport:
-    notifiers = build_notifiers(settings)
-    return scan(engine, current_rules(engine), notifiers.keys(), now or utcnow())
+def run_scan(
+    settings: Settings,
+    engine: Engine,
+    now: datetime | None = None,
+    notifiers: Mapping[str, Notifier] | None = None,
+) -> ScanReport:
+    receivers = notifiers if notifiers is not None else build_notifiers(settings)
+    return scan(engine, current_rules(engine), receivers.keys(), now or utcnow())
 
 
-def run_delivery(settings: Settings, engine: Engine, now: datetime | None = None) -> DeliveryReport:
-    return deliver_due(engine, build_notifiers(settings), now, delivery_policy(settings))
+def run_delivery(
+    settings: Settings,
+    engine: Engine,
+    now: datetime | None = None,
+    notifiers: Mapping[str, Notifier] | None = None,
+) -> DeliveryReport:
+    receivers = notifiers if notifiers is not None else build_notifiers(settings)
+    return deliver_due(engine, receivers, now, delivery_policy(settings))
 
 
 def run_alert_cycle(settings: Settings, engine: Engine, now: datetime | None = None) -> dict[str, Any]:
     """One scan and one delivery run; a failing receiver never stops the scan."""
-    report = run_scan(settings, engine, now)
-    delivery = run_delivery(settings, engine, now)
+    notifiers = build_notifiers(settings)
+    report = run_scan(settings, engine, now, notifiers)
+    delivery = run_delivery(settings, engine, now, notifiers)
     for rule in report.fired_rules:
         metrics.ALERTS_FIRED.labels(rule).inc()
     for receiver, result in delivery.outcomes:

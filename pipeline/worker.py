@@ -14,7 +14,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -214,10 +215,25 @@ async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) ->
 
 def _observe_batch(records: list[RawRecord], committed: float) -> None:
     metrics.BATCH_SIZE.observe(len(records))
+    for topic, n in Counter(record.topic for record in records).items():
+        metrics.ITEMS_CONSUMED.labels(topic).inc(n)
     for record in records:
-        metrics.ITEMS_CONSUMED.labels(record.topic).inc()
         if record.timestamp_ms:
             metrics.END_TO_END_SECONDS.observe(max(0.0, committed - record.timestamp_ms / 1000))
+
+
+_reported_models: set[tuple[str, str]] = set()  # (instruction, version) pairs the gauge shows
+
+
+def _report_active_model(instructions: Iterable[str], version: str) -> None:
+    """Change the gauge only when the model changes, so that no scrape finds it empty."""
+    current = {(name, version) for name in instructions}
+    for labels in current - _reported_models:
+        metrics.ACTIVE_MODEL.labels(*labels).set(1)
+    for labels in _reported_models - current:
+        metrics.ACTIVE_MODEL.remove(*labels)
+    _reported_models.clear()
+    _reported_models.update(current)
 
 
 def _count_outcome(outcome: BatchOutcome) -> None:
@@ -258,9 +274,7 @@ def _log_batch(outcome: BatchOutcome, size: int) -> None:
     metrics.WRITE_SECONDS.observe(outcome.write_s)
     _count_outcome(outcome)
     if outcome.stored:
-        metrics.ACTIVE_MODEL.clear()
-        for instruction in outcome.stored[0][1]:
-            metrics.ACTIVE_MODEL.labels(instruction, outcome.model_version).set(1)
+        _report_active_model(outcome.stored[0][1], outcome.model_version)
     log.info(
         "batch stored",
         extra={
