@@ -161,7 +161,14 @@ class InstructionExecutor:
         return torch.softmax(similarity / ZERO_SHOT_TEMPERATURE, dim=-1), True
 
     def classify(self, texts: Sequence[str], instructions: InstructionSet) -> list[dict[str, Output]]:
-        pooled = self.embed(texts)
+        try:
+            pooled = self.embed(texts)
+        except torch.OutOfMemoryError:
+            # Hand the failed batch's cached blocks back before the caller retries in halves;
+            # otherwise the smaller retries can fail on memory the big one left reserved.
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise
         results: list[dict[str, Output]] = [{} for _ in texts]
         for instruction in instructions.active:
             probs, zero_shot = self.probabilities(pooled, instruction)

@@ -9,6 +9,7 @@ activating another retires it, and rollback re-activates the one activated befor
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from connectors.db.schema import ModelVersion
 from connectors.errors import UserInputError
+from connectors.processes import pid_alive
 from models.encoder import load_encoder
 from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import InstructionSet
@@ -86,7 +88,8 @@ class ModelRegistry:
         now = datetime.now(UTC)
         version = self._new_version(f"{now:%Y%m%d-%H%M%S}-{result.data_fingerprint[:8]}")
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root))
+        # The pid in the name lets a later run remove what a killed one left half-written.
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.pid{os.getpid()}.", dir=self.root))
         try:
             model = result.model
             model.encoder.save_pretrained(staging / "encoder")
@@ -144,15 +147,7 @@ class ModelRegistry:
             row = session.get(ModelVersion, version)
             if row is None:
                 raise RegistryError(f"no model version {version!r}")
-            if not (Path(row.path) / "manifest.json").is_file():
-                raise RegistryError(f"model version {version!r}: folder {row.path} is missing")
-            for current in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
-                if current.version != version:
-                    current.status = "retired"
-            row.status = "active"
-            row.activated_at = datetime.now(UTC)
-            if reason:
-                row.decision_reason = reason
+            _activate(session, row, reason)
 
     def adopt(self, info: VersionInfo) -> None:
         """Register another database's version (same folder) here and make it active: the demo's
@@ -178,16 +173,38 @@ class ModelRegistry:
 
     def record_decision(self, version: str, status: str, reason: str, metrics: dict[str, Any]) -> None:
         """Store a gate's decision on the version's row; `active` also activates it."""
+        # One transaction: a process killed here leaves either no decision or all of it.
         with Session(self.engine) as session, session.begin():
             row = session.get(ModelVersion, version)
             if row is None:
                 raise RegistryError(f"no model version {version!r}")
             row.metrics = metrics
             row.decision_reason = reason
-            if status != "active":
+            if status == "active":
+                _activate(session, row, reason)
+            else:
                 row.status = status
-        if status == "active":
-            self.activate(version, reason)
+
+    def clear_interrupted(self, reason_of_candidates: str) -> list[str]:
+        """Reject the candidates a killed retrain registered but never decided on, and remove the
+        staging folders of registrations whose process died. Call it holding the retrain lock."""
+        for staging in self.root.glob(".*.pid*.*"):
+            pid = staging.name.rsplit(".pid", 1)[1].split(".", 1)[0]
+            if staging.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(staging, ignore_errors=True)
+        with Session(self.engine) as session, session.begin():
+            stale = list(
+                session.scalars(
+                    select(ModelVersion).where(
+                        ModelVersion.status == "candidate",
+                        ModelVersion.decision_reason == reason_of_candidates,
+                    )
+                )
+            )
+            for row in stale:
+                row.status = "rejected"
+                row.decision_reason = "interrupted: the retrain that registered it stopped before deciding"
+        return [row.version for row in stale]
 
     def rollback(self) -> str:
         """Re-activate the version that was active before the current one."""
@@ -255,3 +272,15 @@ def snapshot_instructions(folder: Path) -> InstructionSet:
     from models.instructions import load_yaml
 
     return load_yaml(folder / "instructions.yaml")
+
+
+def _activate(session: Session, row: ModelVersion, reason: str) -> None:
+    if not (Path(row.path) / "manifest.json").is_file():
+        raise RegistryError(f"model version {row.version!r}: folder {row.path} is missing")
+    for current in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
+        if current.version != row.version:
+            current.status = "retired"
+    row.status = "active"
+    row.activated_at = datetime.now(UTC)
+    if reason:
+        row.decision_reason = reason

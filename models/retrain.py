@@ -31,6 +31,8 @@ from models.training import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 
+CANDIDATE_REASON = "retrain candidate"  # marks the rows a retrain registers and decides on
+
 
 @dataclass(frozen=True)
 class RetrainConfig:
@@ -105,6 +107,12 @@ def gate(
 
 def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
     started = time.monotonic()
+    interrupted = ModelRegistry(config.models_dir, engine).clear_interrupted(CANDIDATE_REASON)
+    if interrupted:
+        log.warning(
+            "candidates of an interrupted retrain rejected",
+            extra={"event": "retrain_interrupted_cleared", "versions": interrupted},
+        )
     instructions = instruction_store.current(engine)
     labels = [r for r in read_labels(engine) if r.instruction in instructions.names()]
     holdout = [r for r in labels if is_holdout(r.text_hash, config.holdout_share)]
@@ -132,7 +140,7 @@ def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
     tokenizer, encoder = load_encoder(config.encoder, config.cache_dir)
     result = Trainer(encoder, tokenizer, trained, config.train).fit(examples)
     registry = ModelRegistry(config.models_dir, engine)
-    version = registry.register(result, tokenizer, trained, config.encoder, reason="retrain candidate")
+    version = registry.register(result, tokenizer, trained, config.encoder, reason=CANDIDATE_REASON)
     candidate = registry.load(version, config.executor)
     active_version = registry.active_version()
     active = (

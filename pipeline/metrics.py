@@ -71,6 +71,11 @@ ACTIVE_MODEL = Gauge(
     registry=REGISTRY,
 )
 LABELS_STORED = Counter("finsent_labels_stored_total", "Human labels stored", registry=REGISTRY)
+PARTITION_ASSIGNMENTS = Counter(
+    "finsent_worker_partition_assignments_total",
+    "Partition assignments this worker received: one at start, one more per rebalance",
+    registry=REGISTRY,
+)
 
 # --- scheduler ---------------------------------------------------------------------------------
 JOB_RUNS = Counter(

@@ -10,16 +10,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import Engine
 
 from models import instruction_store
 from models.classifier import Classifier, StandInClassifier
-from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import InstructionSet
-from models.registry import ModelRegistry, base_executor, base_version
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:  # torch and transformers load only where a real model runs (10+ s of imports)
+    from models.executor import ExecutorOptions, InstructionExecutor
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class InstructionProvider(_Refreshing[InstructionSet]):
 
 
 def executor_options(settings: Settings) -> ExecutorOptions:
+    from models.executor import ExecutorOptions
+
     return ExecutorOptions(
         device=settings.inference_device,
         precision=settings.inference_precision,
@@ -70,12 +73,16 @@ class ActiveModel:
     """
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
+        from models.registry import ModelRegistry
+
         self._settings = settings
         self._registry = ModelRegistry(settings.models_dir, engine)
         self._options = executor_options(settings)
         self._loaded: InstructionExecutor | None = None
 
     def __call__(self) -> Classifier:
+        from models.registry import base_executor, base_version
+
         version = self._registry.active_version()
         wanted = version or base_version(self._settings.encoder)
         if self._loaded is None or self._loaded.version != wanted:

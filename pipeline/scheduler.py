@@ -31,6 +31,7 @@ from connectors.db import job_locks
 from connectors.db.engine import ping_database
 from connectors.db.housekeeping import prune_dead_letters
 from connectors.db.label_store import count_labels_since
+from connectors.processes import pid_alive
 from pipeline import metrics
 from pipeline.alerting import run_alert_cycle
 from pipeline.jobs import run_retrain
@@ -169,7 +170,7 @@ def sync_jobs(scheduler: BaseScheduler, settings: Settings) -> None:
 
 def start(scheduler: BaseScheduler, settings: Settings) -> None:
     ctx = _ctx()
-    released = job_locks.release_dead_owners(ctx.engine, socket.gethostname(), _pid_alive)
+    released = job_locks.release_dead_owners(ctx.engine, socket.gethostname(), pid_alive)
     if released:
         log.warning("released locks of dead processes", extra={"event": "locks_released", "jobs": released})
     scheduler.start(paused=True)
@@ -185,16 +186,6 @@ def start(scheduler: BaseScheduler, settings: Settings) -> None:
 def _require_running(scheduler: BaseScheduler) -> None:
     if not scheduler.running:
         raise RuntimeError("the scheduler is not running")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_forever(settings: Settings, engine: Engine) -> None:

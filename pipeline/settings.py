@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     kafka_max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     kafka_max_poll_interval_s: float = Field(default=300.0, gt=0)
+    worker_instance_id: str = Field(
+        default="",
+        max_length=200,
+        description="Static group membership: a worker restarted with the same id takes back its "
+        "partitions at once, without a rebalance. Give each worker its own (e.g. the pod name).",
+    )
 
     # --- worker ----------------------------------------------------------------------------------
     batch_max_items: int = Field(default=256, ge=1)

@@ -66,6 +66,11 @@ def build_app(
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_max_poll_interval=settings.kafka_max_poll_interval_s,
+        # Faust hands each fetched record set to the stream buffer in one go and stops fetching
+        # while the buffer is full; aiokafka counts that as "not polling" and, after the poll
+        # interval, silently leaves the group. Small record sets keep a slow worker polling.
+        broker_max_poll_records=settings.batch_max_items,
+        consumer_group_instance_id=settings.worker_instance_id or None,
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=settings.kafka_max_message_bytes,
@@ -91,7 +96,7 @@ def build_app(
         stream: faust.StreamT[Any],
         process: Callable[[list[RawRecord]], T],
         outcome_of: Callable[[T], BatchOutcome],
-        report: Callable[[T, int], None],
+        report: Callable[[T, int, float], None],
     ) -> None:
         """The at-least-once core of both streams: take a batch unacked, process it in the worker
         thread, wait until its dead letters and results are acknowledged by Kafka, then ack it."""
@@ -105,9 +110,10 @@ def build_app(
             result = await asyncio.get_running_loop().run_in_executor(pool, process, records)
             committed = time.time()
             await _publish(app, settings, outcome_of(result))
+            published_s = time.time() - committed
             for event in events:
                 await stream.ack(event)
-            report(result, len(records))
+            report(result, len(records), published_s)
             _observe_batch(records, committed)
 
     @app.agent(raw, name="classify")
@@ -145,6 +151,19 @@ def build_app(
             return
         for (topic, partition), lag in lags.items():
             metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+
+    @app.on_partitions_assigned.connect
+    async def count_assignment(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[Any] = args[0] if args else set()
+        # Each assignment after the first is a rebalance: the count is how a storm shows.
+        metrics.PARTITION_ASSIGNMENTS.inc()
+        log.info(
+            "partitions assigned",
+            extra={
+                "event": "partitions_assigned",
+                "partitions": sorted(f"{t.topic}:{t.partition}" for t in assigned),
+            },
+        )
 
     app.finsent_checks = {  # type: ignore[attr-defined]
         "database": lambda: ping_database(engine),
@@ -257,7 +276,7 @@ def _require(condition: Callable[[], bool], message: str) -> None:
         raise RuntimeError(message)
 
 
-def _log_labels(result: tuple[int, BatchOutcome], size: int) -> None:
+def _log_labels(result: tuple[int, BatchOutcome], size: int, published_s: float) -> None:
     stored, outcome = result
     metrics.LABELS_STORED.inc(stored)
     _count_outcome(outcome)
@@ -267,7 +286,7 @@ def _log_labels(result: tuple[int, BatchOutcome], size: int) -> None:
     )
 
 
-def _log_batch(outcome: BatchOutcome, size: int) -> None:
+def _log_batch(outcome: BatchOutcome, size: int, published_s: float) -> None:
     write = outcome.write
     metrics.ITEMS_CLASSIFIED.inc(len(outcome.stored))
     metrics.CLASSIFY_SECONDS.observe(outcome.classify_s)
@@ -285,6 +304,7 @@ def _log_batch(outcome: BatchOutcome, size: int) -> None:
             "model_version": outcome.model_version,
             "classify_s": round(outcome.classify_s, 4),
             "write_s": round(outcome.write_s, 4),
+            "publish_s": round(published_s, 4),
         },
     )
 

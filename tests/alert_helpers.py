@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,11 +62,14 @@ def engine_for(request: pytest.FixtureRequest, kind: str) -> Engine:
 
 
 class Hooks:
-    """A webhook receiver: records (headers, raw body); `status` is what it answers."""
+    """A webhook receiver: records (headers, raw body); `status` is what it answers, after
+    `delay_s` (a slow receiver; `in_flight` counts the requests it is holding)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.delay_s = 0.0
+        self.in_flight = 0
         self.server: ThreadingHTTPServer | None = None
         self.port = 0
 
@@ -77,8 +81,15 @@ class Hooks:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hooks.status < 300:
                     hooks.received.append((dict(self.headers.items()), body))
-                self.send_response(hooks.status)
-                self.end_headers()
+                hooks.in_flight += 1
+                try:
+                    time.sleep(hooks.delay_s)
+                    self.send_response(hooks.status)
+                    self.end_headers()
+                except OSError:  # the sender is gone (killed while waiting)
+                    pass
+                finally:
+                    hooks.in_flight -= 1
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -37,13 +37,19 @@ FINSENT = str(Path(sys.executable).with_name("finsent"))
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
+def kafka_broker() -> devkafka.BrokerConfig:
+    """The broker's configuration (the fault tests stop and start it)."""
     port = int(KAFKA.rsplit(":", 1)[1])
     config = devkafka.BrokerConfig(
         data_dir=TEST_HOME / "kafka", cache_dir=Settings().cache_dir, port=port, controller_port=port + 1
     )
     if not devkafka.is_ready(KAFKA):
         devkafka.start(config)
+    return config
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: devkafka.BrokerConfig) -> str:
     return KAFKA
 
 
@@ -134,12 +140,22 @@ class Stack:
 class WorkerProcess:
     """`finsent worker` as a real OS process, so tests can SIGKILL it like a crash would."""
 
-    def __init__(self, stack: Stack, log_path: Path) -> None:
+    def __init__(self, stack: Stack, log_path: Path, chaos: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        # With `chaos`, the same worker runs with a misbehaving stand-in model (tests/chaos_worker).
+        command = [sys.executable, "-m", "tests.chaos_worker"] if chaos is not None else [FINSENT, "worker"]
         self.proc = subprocess.Popen(
-            [FINSENT, "worker"], env=stack.env, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            env={**stack.env, **(chaos or {})},
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -171,11 +187,11 @@ def stack(kafka_bootstrap: str, pg_url: str, tmp_path: Path) -> Stack:
 
 
 @pytest.fixture
-def workers(stack: Stack, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+def workers(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(stack, tmp_path / f"worker-{len(started)}.log")
+    def start(chaos: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(stack, tmp_path / f"worker-{len(started)}.log", chaos)
         started.append(worker)
         return worker
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,14 +14,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from connectors.db.engine import make_engine
-from connectors.db.label_store import LabelRow, upsert_labels
 from connectors.db.schema import JobLock, ModelVersion
-from models.labels import text_hash
 from pipeline.scheduler import build_scheduler, start
 from pipeline.settings import Settings
-from tests.alert_helpers import Hooks, Item, store
+from tests.alert_helpers import Hooks
 from tests.conftest import FINSENT, wait_for
-from tests.model_helpers import sentiment_slice
+from tests.scheduler_helpers import burst_and_labels, scheduler_env
 from tests.test_metrics import free_port, scrape, total
 
 
@@ -54,29 +51,9 @@ def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
     hooks = Hooks()
     hooks.start()
     metrics_port = free_port()
-    now = datetime.now(UTC)  # a burst of negative news about one ticker, as it happens
-    store(
-        pg_engine, [Item(now - timedelta(seconds=30 * i), "negative", "Legal", ["ACME"]) for i in range(12)]
-    )
-    examples, _ = sentiment_slice(data_dir, train_n=400, test_n=0)
-    upsert_labels(
-        pg_engine,
-        [LabelRow(e.text, text_hash(e.text), e.instruction, e.label, "desk", "test") for e in examples],
-    )
-    env = {
-        **os.environ,
-        "FINSENT_DATABASE_URL": pg_url,
-        "FINSENT_HOME": str(tmp_path / "home"),
-        "FINSENT_RETRAIN_CHECK_S": "2",
-        "FINSENT_RETRAIN_MIN_NEW_LABELS": "1",
-        "FINSENT_RETRAIN_BASE_RECIPE": "",
-        "FINSENT_RETRAIN_MODE": "heads",
-        "FINSENT_HOLDOUT_SHARE": "0.3",
-        "FINSENT_LOG_FORMAT": "json",
-        "FINSENT_ALERT_SCAN_INTERVAL_S": "2",
-        "FINSENT_SCHEDULER_METRICS_PORT": str(metrics_port),  # the second process finds it taken
-        "FINSENT_ALERT_WEBHOOK_URL": hooks.url,
-    }
+    burst_and_labels(pg_engine, data_dir)
+    # The second process finds the metrics port taken: a warning, not an exit.
+    env = scheduler_env(pg_url, tmp_path / "home", hooks.url, metrics_port)
     logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
     procs = [
         subprocess.Popen([FINSENT, "scheduler"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -120,7 +97,6 @@ def test_two_schedulers_run_the_retrain_once_per_trigger_and_notify_once(
 
 
 def test_housekeeping_prunes_only_old_resolved_dead_letters(sqlite_url: str) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from connectors.db.housekeeping import prune_dead_letters
     from connectors.db.schema import DeadLetter
@@ -156,4 +132,5 @@ def test_a_lock_left_by_a_dead_process_is_released_on_start(sqlite_url: str) -> 
     assert not job_locks.try_start(engine, "retrain", "host-a:1", min_gap_s=0, stale_after_s=3600)
     assert job_locks.release_dead_owners(engine, "host-b", lambda pid: False) == []  # other host: not ours
     assert job_locks.release_dead_owners(engine, "host-a", lambda pid: pid != 999999) == ["retrain"]
+    assert job_locks.last_started(engine, "retrain") is None  # its trigger still stands: run it again
     assert job_locks.try_start(engine, "retrain", "host-a:2", min_gap_s=0, stale_after_s=3600)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import shutil
 import subprocess
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.db.engine import make_engine
-from connectors.db.schema import Article, Prediction
-from connectors.news_item import make_item
-from connectors.sources.files import FileSource
+from connectors.db.schema import Article
 from pipeline.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
-from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members
+from tests.kafka_helpers import group_lag, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -63,92 +58,6 @@ def _article_ids(stack: Stack) -> set[str]:
         ids = set(session.scalars(select(Article.id)))
     engine.dispose()
     return ids
-
-
-def test_worker_sigkill_mid_run_loses_and_duplicates_nothing(
-    stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path
-) -> None:
-    produced = ingest(stack, data_dir / "tfn_topic" / "train.csv", "--limit", "5000")["produced"]
-    worker = workers()
-    wait_for(lambda: counts(stack)["articles"] >= 800, 120, "the worker to be mid-run", interval=0.05)
-    worker.kill()
-    at_kill = counts(stack)["articles"]
-    assert at_kill < produced, "the worker finished before the kill; the test did not test a crash"
-    workers()
-    final = wait_stored(stack, produced)
-    assert final["articles"] == produced
-    assert final["predictions"] == 2 * produced
-    engine = make_engine(stack.database_url)
-    with Session(engine) as session:
-        per_article = session.execute(
-            select(Prediction.article_id, func.count()).group_by(Prediction.article_id)
-        ).all()
-    engine.dispose()
-    assert len(per_article) == produced and {n for _, n in per_article} == {2}
-
-
-def _bad_messages(rng: random.Random) -> list[tuple[str, bytes]]:
-    good = json.loads(
-        make_item(source="t", title="Acme beats estimates", url="https://x.test/a").to_json_bytes()
-    )
-    bad: list[tuple[str, bytes]] = []
-    for i in range(50):
-        bad.append(("invalid_json", b'{"schema_version": 1, "id": "' + str(i).encode() + b'", "title": '))
-    for i in range(40):
-        bad.append(("invalid_utf8", b'{"title": "\xff\xfe broken ' + str(i).encode() + b'"}'))
-    for i in range(40):
-        item = dict(good, id=f"missing{i:04d}x")
-        del item[rng.choice(["title", "published_at", "source", "fetched_at"])]
-        bad.append(("schema_violation", json.dumps(item).encode()))
-    for i in range(40):
-        item = dict(good, id=f"wrongtype{i:04d}")
-        field, value = rng.choice([("title", 42), ("tickers", "AAPL"), ("published_at", 17), ("body", ["x"])])
-        item[field] = value
-        bad.append(("schema_violation", json.dumps(item).encode()))
-    for i in range(20):
-        bad.append(("not_an_object", json.dumps([i, "not", "an", "object"]).encode()))
-    for i in range(5):
-        bad.append(
-            ("field_too_large", json.dumps(dict(good, id=f"huge{i:08d}", body="x" * 5_000_000)).encode())
-        )
-    for i in range(5):
-        bad.append(
-            ("unsupported_schema_version", json.dumps(dict(good, id=f"v9{i:08d}", schema_version=9)).encode())
-        )
-    return bad
-
-
-def test_200_malformed_messages_all_dead_lettered_with_reasons(
-    stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path
-) -> None:
-    rng = random.Random(7)
-    settings = stack.settings()
-    declare_topics(settings)
-    bad = _bad_messages(rng)
-    assert len(bad) == 200
-    good = {
-        item.id: item for item in FileSource(data_dir / "tfns_sentiment" / "train.csv", limit=1000).items()
-    }
-    messages = [(k.encode(), item.to_json_bytes()) for k, item in good.items()] + [(None, v) for _, v in bad]
-    rng.shuffle(messages)
-    producer = raw_producer(stack.kafka)
-    for key, value in messages:
-        producer.send(settings.topic_raw, key=key, value=value)
-    producer.flush()
-    producer.close()
-
-    worker = workers()
-    final = wait_stored(stack, len(messages))
-    assert final == {"articles": len(good), "predictions": 2 * len(good), "dlq_records": 200}
-    assert worker.alive()
-    dead = read_all(stack.kafka, settings.topic_dlq)
-    assert len(dead) == 200
-    assert Counter(hashlib.sha256(r.value).hexdigest() for r in dead) == Counter(
-        hashlib.sha256(v).hexdigest() for _, v in bad
-    ), "the DLQ must carry the original bytes unchanged"
-    reasons = Counter(dict(r.headers)["finsent.reason_code"].decode() for r in dead)
-    assert reasons == Counter(code for code, _ in bad)
-    assert all(dict(r.headers)["finsent.reason"] for r in dead)
 
 
 def test_two_workers_share_partitions_and_both_work(

@@ -59,6 +59,8 @@ def release_dead_owners(engine: Engine, host: str, alive: Callable[[int], bool])
         for row in session.scalars(select(JobLock).where(JobLock.running.is_(True)).with_for_update()):
             owner_host, _, pid = row.owner.rpartition(":")
             if owner_host == host and pid.isdigit() and not alive(int(pid)):
-                row.running, row.last_outcome = False, "abandoned: its process died"
+                # No start time either: the abandoned run's trigger (new labels, a due schedule)
+                # still stands, so the next check runs the job again instead of counting from it.
+                row.running, row.started_at, row.last_outcome = False, None, "abandoned: its process died"
                 released.append(row.job_id)
     return released
