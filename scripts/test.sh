@@ -9,4 +9,4 @@ echo "== mypy"
 .venv/bin/python -m mypy pipeline models connectors alerts
 echo "== pytest"
 mkdir -p test-artifacts
-exec bash scripts/with-services.sh .venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"
+exec bash scripts/with-services.sh .venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=15 "$@"

@@ -84,9 +84,9 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
         pytest.skip("the broker was not started from this checkout's devstack: it cannot restart it")
     settings = stack.settings()
     declare_topics(settings)
-    items = real_items(data_dir, 4000, stack.run_id)
+    items = real_items(data_dir, 3000, stack.run_id)
     worker = workers()
-    producer = SteadyProducer(stack.kafka, settings.topic_raw, items, rate=80).start()
+    producer = SteadyProducer(stack.kafka, settings.topic_raw, items, rate=100).start()
     wait_for(lambda: rows_now(stack) >= 400, 120, "items flowing before the restart")
     try:
         assert devkafka.stop(kafka_broker), "the broker was not running"
@@ -278,7 +278,7 @@ def test_slow_database_and_model_slow_consumption_without_rebalances(
             )
         )
     engine.dispose()
-    items = real_items(data_dir, 2500, stack.run_id)
+    items = real_items(data_dir, 1500, stack.run_id)
     worker = workers({"CHAOS_CLASSIFY_DELAY_S": "1.0"})  # and every model call a second
     producer = SteadyProducer(stack.kafka, settings.topic_raw, items, rate=2000).start()
     producer.join(60)
@@ -419,9 +419,7 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
     produced_s = time.monotonic() - began
     wait_stored(stack, len(messages), timeout=300)
     drained_s = time.monotonic() - began
-    time.sleep(2)
-    settled_mib = watch.peak_between(time.monotonic() - 1)
-    watch.stop()
+    first_peak = watch.peak
     final = assert_exactly_once(stack, len(good), expected_dead=1000)
     assert worker.alive()
     engine = make_engine(stack.database_url)
@@ -441,7 +439,19 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
     assert Counter(hashlib.sha256(r.value or b"").hexdigest() for r in dead) == Counter(
         hashlib.sha256(v or b"").hexdigest() for _, v in bad
     ), "the DLQ must carry the original bytes unchanged"
-    growth = watch.peak - baseline_mib
+    # The same 300 MB burst once more: memory the first one raised is reused, not added to.
+    again = time.monotonic()
+    producer = raw_producer(stack.kafka)
+    for _, value in bursts:
+        producer.send(settings.topic_raw, key=b"huge", value=value)
+    producer.flush()
+    producer.close()
+    wait_for(
+        lambda: counts(stack)["dlq_records"] == 1000 + len(bursts), 120, "the second burst dead-lettered"
+    )
+    second_peak = watch.peak_between(again)
+    watch.stop()
+    growth = first_peak - baseline_mib
     report(
         "1,000 poison messages among 10,000 good",
         items=len(messages),
@@ -452,13 +462,14 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
         duplicate_rows=0,
         poison_bytes_mib=round(sum(len(v or b"") for _, v in bad) / 2**20),
         rss_baseline_mib=round(baseline_mib),
-        peak_rss_mib=round(watch.peak),
-        rss_after_mib=round(settled_mib),
+        peak_rss_mib=round(first_peak),
+        peak_rss_second_burst_mib=round(second_peak),
         produce_s=round(produced_s, 1),
         stored_s=round(drained_s, 1),
         dlq_check_s=round(time.monotonic() - checked, 1),
     )
     # The buffers are counted in messages (Faust's stream buffer, one batch), so back-to-back
-    # 10 MB messages raise the peak by what those buffers hold; it must fall back afterwards.
+    # 10 MB messages raise the peak by what those buffers hold. The allocator keeps that memory
+    # for reuse (RSS does not fall back), so what shows a leak is a second burst adding more.
     assert growth < 600, f"the worker's memory grew by {growth:.0f} MiB"
-    assert settled_mib - baseline_mib < 150, f"{settled_mib - baseline_mib:.0f} MiB still held afterwards"
+    assert second_peak < first_peak + 100, f"a second burst raised the peak to {second_peak:.0f} MiB"
