@@ -177,10 +177,20 @@ class Rejection:
     reason: str
 
 
+_ENVELOPE_BYTES = 64 * 1024  # every field but title and body, escaped, with room to spare
+
+
 def parse_message(value: bytes | None, *, max_title_chars: int, max_body_chars: int) -> NewsItem | Rejection:
     """Decode and validate one `news.raw` value; never raises on bad input."""
     if value is None:
         return Rejection("empty", "message has no value (tombstone)")
+    # Larger than any valid item can be (every character of title and body escaped as \uXXXX,
+    # plus the other fields): refused before it is decoded, so a 10 MB body costs no 10 MB copies.
+    max_bytes = 6 * (max_title_chars + max_body_chars) + _ENVELOPE_BYTES
+    if len(value) > max_bytes:
+        return Rejection(
+            "message_too_large", f"message has {len(value)} bytes; a valid item has at most {max_bytes}"
+        )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:

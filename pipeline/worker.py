@@ -9,6 +9,7 @@ turn the redelivery into no new rows.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import socket
@@ -322,8 +323,21 @@ def declare_topics(settings: Settings) -> None:
     )
 
 
+def _return_big_buffers_to_the_os() -> None:
+    """glibc raises its mmap threshold each time it frees a large block, so later multi-megabyte
+    messages come from the heap, and the heap keeps their memory after they are gone. A fixed
+    threshold keeps such buffers mmapped: once freed, they go back to the system."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust commits acked offsets on the way out."""
+    _return_big_buffers_to_the_os()
     declare_topics(settings)
     app = build_app(settings)
     metrics.serve(settings.metrics_host, settings.worker_metrics_port, app.finsent_checks)  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ from pipeline.devstack import postgres as devpg
 from pipeline.settings import REPO_ROOT
 from pipeline.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
-from tests.fault_helpers import MemoryWatch, SteadyProducer, real_items
+from tests.fault_helpers import MemoryWatch, SteadyProducer, real_items, rss_mib
 from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -87,7 +87,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     items = real_items(data_dir, 3000, stack.run_id)
     worker = workers()
     producer = SteadyProducer(stack.kafka, settings.topic_raw, items, rate=100).start()
-    wait_for(lambda: rows_now(stack) >= 400, 120, "items flowing before the restart")
+    wait_for(lambda: rows_now(stack) >= 200, 120, "items flowing before the restart")
     try:
         assert devkafka.stop(kafka_broker), "the broker was not running"
         rows_at_stop = rows_now(stack)
@@ -125,10 +125,10 @@ def test_database_outage_pauses_the_worker_with_bounded_memory_and_it_resumes_al
     items = real_items(data_dir, 8_500, stack.run_id)
     worker = workers()
     producer = SteadyProducer(stack.kafka, settings.topic_raw, items, rate=120).start()
-    wait_for(lambda: rows_now(stack) >= 600, 120, "items flowing before the outage")
+    wait_for(lambda: rows_now(stack) >= 300, 120, "items flowing before the outage")
     watch = MemoryWatch(worker.pid).start()
-    time.sleep(3)
-    before_mib = watch.peak_between(time.monotonic() - 3)
+    time.sleep(2)
+    before_mib = watch.peak_between(time.monotonic() - 2)
     try:
         assert devpg.stop(pg_server), "PostgreSQL was not running from this checkout's devstack"
         down_at = time.monotonic()
@@ -344,8 +344,8 @@ def _poison(rng: random.Random, template: dict[str, object]) -> list[tuple[str, 
             ]
         )
         bad.append(("schema_violation", item(**{field: value})))
-    for _ in range(30):  # 10 MB bodies
-        bad.append(("field_too_large", item(body="y" * 10_000_000)))
+    for _ in range(30):  # 10 MB bodies: larger than any valid item, refused before decoding
+        bad.append(("message_too_large", item(body="y" * 10_000_000)))
     for _ in range(20):
         bad.append(("field_too_large", item(title="t" * 50_000)))
     for depth in range(100):  # deeply nested JSON, alone or inside an otherwise valid item
@@ -396,7 +396,7 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
     messages: list[tuple[bytes | None, bytes | None, str | None]] = [
         (item.id.encode(), item.to_json_bytes(), None) for item in good
     ]
-    bursts = [m for m in bad if m[0] == "field_too_large" and len(m[1] or b"") > 1_000_000]
+    bursts = [m for m in bad if m[0] == "message_too_large"]
     scattered = [m for m in bad if m not in bursts]
     for n, (code, value) in enumerate(scattered):
         messages.insert(rng.randrange(len(messages) + 1), (f"bad-{n}".encode(), value, code))
@@ -439,17 +439,8 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
     assert Counter(hashlib.sha256(r.value or b"").hexdigest() for r in dead) == Counter(
         hashlib.sha256(v or b"").hexdigest() for _, v in bad
     ), "the DLQ must carry the original bytes unchanged"
-    # The same 300 MB burst once more: memory the first one raised is reused, not added to.
-    again = time.monotonic()
-    producer = raw_producer(stack.kafka)
-    for _, value in bursts:
-        producer.send(settings.topic_raw, key=b"huge", value=value)
-    producer.flush()
-    producer.close()
-    wait_for(
-        lambda: counts(stack)["dlq_records"] == 1000 + len(bursts), 120, "the second burst dead-lettered"
-    )
-    second_peak = watch.peak_between(again)
+    time.sleep(3)  # the last batches' dead letters acknowledged, their buffers freed
+    settled_mib = rss_mib(worker.pid)
     watch.stop()
     growth = first_peak - baseline_mib
     report(
@@ -463,13 +454,13 @@ def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_
         poison_bytes_mib=round(sum(len(v or b"") for _, v in bad) / 2**20),
         rss_baseline_mib=round(baseline_mib),
         peak_rss_mib=round(first_peak),
-        peak_rss_second_burst_mib=round(second_peak),
+        rss_after_mib=round(settled_mib),
         produce_s=round(produced_s, 1),
         stored_s=round(drained_s, 1),
         dlq_check_s=round(time.monotonic() - checked, 1),
     )
     # The buffers are counted in messages (Faust's stream buffer, one batch), so back-to-back
-    # 10 MB messages raise the peak by what those buffers hold. The allocator keeps that memory
-    # for reuse (RSS does not fall back), so what shows a leak is a second burst adding more.
+    # 10 MB messages raise the peak by what those buffers hold; once they are dead-lettered the
+    # memory goes back (the worker keeps big buffers out of the heap), so nothing accumulates.
     assert growth < 600, f"the worker's memory grew by {growth:.0f} MiB"
-    assert second_peak < first_peak + 100, f"a second burst raised the peak to {second_peak:.0f} MiB"
+    assert settled_mib - baseline_mib < 100, f"{settled_mib - baseline_mib:.0f} MiB still held afterwards"

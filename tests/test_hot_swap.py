@@ -83,7 +83,7 @@ def test_labels_retrain_and_hot_swap_without_loss(
     }
 
     # Labels over Kafka, three of them bad: those are dead-lettered with their reason.
-    examples, _ = sentiment_slice(data_dir, train_n=700, test_n=0)
+    examples, _ = sentiment_slice(data_dir, train_n=450, test_n=0)
     producer = raw_producer(stack.kafka)
     for example in examples:
         record = {

@@ -66,7 +66,7 @@ def test_make_item_round_trips_through_parse_message() -> None:
         (None, "empty"),
         (b"\xff\xfe", "invalid_utf8"),
         (b"{not json", "invalid_json"),
-        (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
+        (b"[" * 30_000 + b"]" * 30_000, "invalid_json"),
         (b"[1, 2]", "not_an_object"),
         (b'{"schema_version": 2}', "unsupported_schema_version"),
         (b'{"schema_version": 1, "id": "abcdefgh1"}', "schema_violation"),
@@ -113,3 +113,13 @@ def test_company_names_add_their_tickers_after_the_cashtags() -> None:
     )
     assert item.tickers == ["F", "BAC", "TSLA", "AAPL"]  # no AAPL from 'Applesauce', no repeats
     assert company_tickers("a note on $TSLA") == []  # a cashtag is not a company name
+
+
+def test_a_message_larger_than_any_valid_item_is_refused_before_decoding() -> None:
+    limit = 6 * (LIMITS["max_title_chars"] + LIMITS["max_body_chars"]) + 64 * 1024
+    # Invalid UTF-8 too: the size is checked first, so nothing of it is decoded.
+    result = parse_message(b"\xff" * (limit + 1), **LIMITS)
+    assert isinstance(result, Rejection) and result.code == "message_too_large"
+    assert str(limit + 1) in result.reason
+    just_under = parse_message(b"\xff" * limit, **LIMITS)
+    assert isinstance(just_under, Rejection) and just_under.code == "invalid_utf8"
