@@ -10,6 +10,7 @@ import json
 import logging
 import logging.config
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,34 @@ class JsonFormatter(logging.Formatter):
 
 
 _NOISY = ("kafka", "aiokafka", "faust", "mode", "httpx", "alembic")
+_CLIENTS = ("kafka", "aiokafka", "faust", "mode")
+
+
+class RepeatFilter(logging.Filter):
+    """While a broker is away the Kafka clients log the same error every ~100 ms per connection
+    (thousands of lines a minute, burying everything else). Of the client libraries' records,
+    one per logger and message template is kept per window; the next one kept says how many
+    were folded into it (`folded_repeats`)."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not any(record.name == p or record.name.startswith(p + ".") for p in _CLIENTS):
+            return True
+        key = (record.name, str(record.msg))
+        with self._lock:
+            last, folded = self._seen.get(key, (float("-inf"), 0))
+            if record.created - last < self._window_s:
+                self._seen[key] = (last, folded + 1)
+                return False
+            self._seen[key] = (record.created, 0)
+        if folded:
+            record.folded_repeats = folded
+        return True
 
 
 def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
@@ -58,8 +87,14 @@ def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
+        "filters": {"repeats": {"()": f"{__name__}.RepeatFilter"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "main",
+                "stream": "ext://sys.stderr",
+                "filters": ["repeats"],
+            }
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {name: {"level": quiet} for name in _NOISY},
