@@ -107,7 +107,8 @@ def gate(
 
 def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
     started = time.monotonic()
-    interrupted = ModelRegistry(config.models_dir, engine).clear_interrupted(CANDIDATE_REASON)
+    registry = ModelRegistry(config.models_dir, engine)
+    interrupted = registry.clear_interrupted(CANDIDATE_REASON)
     if interrupted:
         log.warning(
             "candidates of an interrupted retrain rejected",
@@ -139,7 +140,6 @@ def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
     )
     tokenizer, encoder = load_encoder(config.encoder, config.cache_dir)
     result = Trainer(encoder, tokenizer, trained, config.train).fit(examples)
-    registry = ModelRegistry(config.models_dir, engine)
     version = registry.register(result, tokenizer, trained, config.encoder, reason=CANDIDATE_REASON)
     candidate = registry.load(version, config.executor)
     active_version = registry.active_version()

@@ -7,14 +7,15 @@ import json
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from connectors.db.schema import AlertNotification, JobLock, ModelVersion
+from alerts import outbox
+from connectors.db.schema import JobLock
+from models.registry import ModelRegistry
 from tests.alert_helpers import Hooks
 from tests.conftest import FINSENT, wait_for
 from tests.scheduler_helpers import burst_and_labels, scheduler_env
@@ -23,9 +24,8 @@ from tests.test_faults import report
 pytestmark = [pytest.mark.postgres]
 
 
-def _versions(engine: Engine) -> dict[str, str]:
-    with Session(engine) as session:
-        return {row.version: row.status for row in session.scalars(select(ModelVersion))}
+def _versions(registry: ModelRegistry) -> dict[str, str]:
+    return {v.version: v.status for v in registry.versions()}
 
 
 def _staging(models_dir: Path) -> list[Path]:
@@ -41,6 +41,7 @@ def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_don
     burst_and_labels(pg_engine, data_dir)
     home = tmp_path / "home"
     models_dir = home / "models"
+    registry = ModelRegistry(models_dir, pg_engine)
     env = scheduler_env(pg_url, home, hooks.url)
     logs: list[Path] = []
 
@@ -65,7 +66,7 @@ def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_don
         first = scheduler()
         wait_for(lambda: hooks.in_flight > 0 and running("retrain"), 120, "a retrain and a delivery at once")
         kill(first)
-        assert _versions(pg_engine) == {}, "nothing may be registered before training ended"
+        assert _versions(registry) == {}, "nothing may be registered before training ended"
         hooks.delay_s = 0.0
 
         # Kill 2: the next scheduler re-runs the abandoned retrain; killed while it saves the model.
@@ -74,7 +75,7 @@ def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_don
         kill(second)
         killed_while_saving = [p.name for p in _staging(models_dir)]
         assert killed_while_saving, "the kill should land while the model folder is half-written"
-        assert "active" not in _versions(pg_engine).values()
+        assert "active" not in _versions(registry).values()
 
         # The third one finishes the work: the leftovers are cleared, a complete model is active.
         last = scheduler()
@@ -85,10 +86,8 @@ def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_don
                 return lock is not None and not lock.running and lock.finished_at is not None
 
         wait_for(decided, 300, "the retrain to finish after the restarts")
-        wait_for(
-            lambda: _outbox(pg_engine) == Counter({"delivered": 1}), 60, "the notification to be delivered"
-        )
-        versions = _versions(pg_engine)
+        wait_for(lambda: outbox.counts(pg_engine) == {"delivered": 1}, 60, "the notification to be delivered")
+        versions = _versions(registry)
         active = [v for v, status in versions.items() if status == "active"]
         assert len(active) == 1, versions
         assert "candidate" not in versions.values()
@@ -121,8 +120,3 @@ def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_don
         distinct_idempotency_keys=len(set(keys)),
         alerts_lost=0,
     )
-
-
-def _outbox(engine: Engine) -> Counter[str]:
-    with Session(engine) as session:
-        return Counter(session.scalars(select(AlertNotification.status)))
