@@ -25,8 +25,8 @@ from connectors.db.writer import count_rows  # noqa: E402
 from connectors.kafka_io import NewsProducer, make_producer, read_topic  # noqa: E402
 from connectors.sources.files import FileSource  # noqa: E402
 from pipeline.devstack import postgres as devpg  # noqa: E402
+from pipeline.service.worker import declare_topics  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.worker import declare_topics  # noqa: E402
 
 
 def baseline_consume(bootstrap: str, topic: str, max_message_bytes: int) -> float:

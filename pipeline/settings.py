@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Settings(BaseSettings):
-    """All configuration; the README's table documents each field's variable."""
+    """All configuration; docs/configuration.md documents each field's variable (a test checks it)."""
 
     model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="ignore")
 

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-import pipeline.runtime as runtime
+import pipeline.service.runtime as runtime
 from models.classifier import Output, StandInClassifier
 from models.instructions import InstructionSet
 from pipeline.cli import main

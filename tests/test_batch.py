@@ -11,7 +11,7 @@ from connectors.db.writer import count_rows
 from connectors.news_item import make_item
 from models.classifier import Output, StandInClassifier
 from models.instructions import InstructionSet, builtin
-from pipeline.batch import BatchProcessor, Limits, RawRecord
+from pipeline.service.batch import BatchProcessor, Limits, RawRecord
 
 LIMITS = Limits(max_title_chars=2000, max_body_chars=10_000)
 

@@ -16,10 +16,10 @@ import pytest
 from connectors.db.engine import make_engine
 from connectors.db.schema import utcnow
 from connectors.sources.files import FileSource
-from pipeline import dashboard
-from pipeline.alerting import run_scan
-from pipeline.report import dump_dom, page_url, render
-from pipeline.worker import declare_topics
+from pipeline.jobs.alert_scan import run_scan
+from pipeline.service.worker import declare_topics
+from pipeline.web import dashboard
+from pipeline.web.report import dump_dom, page_url, render
 from tests.alert_helpers import Item, store
 from tests.conftest import Stack, WorkerProcess, wait_stored
 from tests.kafka_helpers import raw_producer

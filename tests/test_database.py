@@ -15,7 +15,7 @@ from connectors.db.engine import make_engine
 from connectors.db.schema import Base
 from connectors.db.writer import ArticleRow, DeadLetterRow, PredictionRow, count_rows, write_batch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ANALYST_SQL = Path(__file__).resolve().parents[1] / "docs" / "analyst-sql.md"
 
 
 def _article(i: int, sentiment: str, topic: str, tickers: list[str], hour: int = 10) -> ArticleRow:
@@ -116,17 +116,17 @@ def test_migrations_match_the_orm_on_postgres(pg_engine: Engine) -> None:
     _assert_no_drift(pg_engine)
 
 
-def _readme_queries() -> list[str]:
-    block = README.read_text().split("<!-- analyst-sql -->")[1]
+def _analyst_queries() -> list[str]:
+    block = ANALYST_SQL.read_text().split("<!-- analyst-sql -->")[1]
     return [q.strip() for q in re.findall(r"```sql\n(.*?)```", block, re.DOTALL)]
 
 
 @pytest.mark.postgres
-def test_every_readme_sql_example_runs_on_postgres(pg_engine: Engine) -> None:
+def test_every_analyst_sql_example_runs_on_postgres(pg_engine: Engine) -> None:
     _fill(pg_engine)
-    queries = _readme_queries()
+    queries = _analyst_queries()
     assert len(queries) >= 4
     with pg_engine.connect() as conn:
         for query in queries:
             rows = conn.execute(text(query)).all()
-            assert rows, f"README example returned nothing on test data:\n{query}"
+            assert rows, f"analyst SQL example returned nothing on test data:\n{query}"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from connectors.news_item import make_item
-from pipeline.worker import declare_topics
+from pipeline.service.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
 from tests.kafka_helpers import raw_producer
 

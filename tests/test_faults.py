@@ -25,8 +25,8 @@ from connectors.db.engine import make_engine
 from connectors.db.schema import Article, DeadLetter, Prediction
 from pipeline.devstack import kafka as devkafka
 from pipeline.devstack import postgres as devpg
+from pipeline.service.worker import declare_topics
 from pipeline.settings import REPO_ROOT
-from pipeline.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
 from tests.fault_helpers import MemoryWatch, SteadyProducer, real_items, rss_mib
 from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members

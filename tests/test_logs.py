@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.logs import RepeatFilter
+from pipeline.telemetry.logs import RepeatFilter
 
 
 def _record(name: str, msg: str, created: float, *args: object) -> logging.LogRecord:
@@ -26,4 +26,6 @@ def test_a_client_error_repeated_every_100_ms_is_kept_once_per_window_with_the_c
     # Another template, another library logger: not folded into the first.
     assert repeats.filter(_record("aiokafka.consumer.fetcher", "Failed fetch messages from %s", 1000.5, 1))
     # The project's own records are never folded.
-    assert all(repeats.filter(_record("pipeline.worker", "batch stored", 1000.0 + i / 10)) for i in range(50))
+    assert all(
+        repeats.filter(_record("pipeline.service.worker", "batch stored", 1000.0 + i / 10)) for i in range(50)
+    )

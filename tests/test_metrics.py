@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.sources.files import FileSource
-from pipeline.worker import declare_topics
+from pipeline.service.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, free_port, wait_for, wait_stored
 from tests.kafka_helpers import raw_producer
 

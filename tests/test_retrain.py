@@ -17,7 +17,7 @@ from connectors.db.label_store import LabelRow, read_labels, upsert_labels
 from connectors.db.schema import Label, ModelVersion
 from models.labels import is_holdout, text_hash
 from models.registry import ModelRegistry
-from pipeline.jobs import run_retrain
+from pipeline.jobs.retrain import run_retrain
 from pipeline.settings import Settings
 from tests.conftest import FINSENT
 from tests.model_helpers import sentiment_slice

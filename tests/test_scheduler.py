@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.db.engine import make_engine
 from connectors.db.schema import JobLock, ModelVersion
-from pipeline.scheduler import build_scheduler, start
+from pipeline.jobs.scheduler import build_scheduler, start
 from pipeline.settings import Settings
 from tests.alert_helpers import Hooks
 from tests.conftest import FINSENT, wait_for

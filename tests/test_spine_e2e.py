@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from connectors.db.engine import make_engine
 from connectors.db.schema import Article
-from pipeline.worker import declare_topics
+from pipeline.service.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
 from tests.kafka_helpers import group_lag, read_all, stable_members
 

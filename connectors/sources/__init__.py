@@ -3,6 +3,8 @@
 One small, consistent API for every source (river-style): `items()` is an iterator of
 `NewsItem`; rows that cannot become an item are passed to `on_error(where, reason)` instead of
 stopping the whole source.
+
+Part of `connectors`: imports nothing from `models`, `alerts` or `pipeline`.
 """
 
 from __future__ import annotations

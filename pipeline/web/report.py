@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine
 
 from connectors.errors import UserInputError
-from pipeline import dashboard
+from pipeline.web import dashboard
 
 
 def chromium_command(binary: str) -> list[str]:

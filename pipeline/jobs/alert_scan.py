@@ -18,8 +18,8 @@ from alerts.outbox import DeliveryPolicy, DeliveryReport, deliver_due
 from alerts.rules import current_rules
 from alerts.scan import ScanReport, scan
 from connectors.db.schema import utcnow
-from pipeline import metrics
 from pipeline.settings import Settings
+from pipeline.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

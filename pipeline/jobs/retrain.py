@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from models.retrain import RetrainConfig, RetrainOutcome, retrain
 from models.training import TrainConfig
-from pipeline.runtime import executor_options
+from pipeline.service.runtime import executor_options
 from pipeline.settings import Settings
 
 

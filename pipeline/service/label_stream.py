@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from connectors.db.writer import write_batch
 from models.instructions import InstructionSet
 from models.labels import store_labels
-from pipeline.batch import BatchOutcome, DeadLetter, RawRecord, dead_letter_rows, retry_db
+from pipeline.service.batch import BatchOutcome, DeadLetter, RawRecord, dead_letter_rows, retry_db
 
 R = TypeVar("R")
 

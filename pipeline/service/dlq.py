@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.db.schema import DeadLetter
 from connectors.kafka_io import make_producer, read_topic
-from pipeline.batch import REPLAY_HEADER
+from pipeline.service.batch import REPLAY_HEADER
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

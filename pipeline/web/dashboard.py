@@ -1,7 +1,7 @@
 """`finsent dashboard`: a read-only web page over the database, and `finsent report`'s source.
 
 A small JSON API (series per topic or ticker, alerts, latest items, model versions) and one
-static page that draws it with uPlot (vendored under `pipeline/static/vendor`, MIT; no build
+static page that draws it with uPlot (vendored under `pipeline/web/static/vendor`, MIT; no build
 step, nothing fetched at run time). Bound to a non-loopback address it refuses to start without
 `FINSENT_DASHBOARD_TOKEN`, and then every request must carry the token (`Authorization: Bearer`
 or `?token=`). It only reads: every query is a SELECT.

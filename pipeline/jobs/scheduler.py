@@ -32,10 +32,10 @@ from connectors.db.engine import ping_database
 from connectors.db.housekeeping import prune_dead_letters
 from connectors.db.label_store import count_labels_since
 from connectors.processes import pid_alive
-from pipeline import metrics
-from pipeline.alerting import run_alert_cycle
-from pipeline.jobs import run_retrain
+from pipeline.jobs.alert_scan import run_alert_cycle
+from pipeline.jobs.retrain import run_retrain
 from pipeline.settings import Settings
+from pipeline.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

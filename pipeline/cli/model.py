@@ -13,18 +13,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from pipeline.cli.common import open_engine
 from pipeline.settings import Settings
 
 CHUNK = 1024  # texts per classify() call in the batch commands: bounded memory, steady progress
-
-
-def open_engine(settings: Settings) -> Engine:
-    """The database, migrated to the current schema (every command that touches it starts here)."""
-    from connectors.db.engine import make_engine
-    from connectors.db.migrate import upgrade
-
-    upgrade(settings.database_url)
-    return make_engine(settings.database_url)
 
 
 # --- instructions ----------------------------------------------------------------------------
@@ -184,7 +176,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 def _executor(settings: Settings, engine: Engine, version: str | None) -> Any:
     from models.registry import ModelRegistry, base_executor
-    from pipeline.runtime import executor_options
+    from pipeline.service.runtime import executor_options
 
     registry = ModelRegistry(settings.models_dir, engine)
     options = executor_options(settings)
@@ -290,7 +282,7 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.jobs import run_retrain
+    from pipeline.jobs.retrain import run_retrain
 
     outcome = run_retrain(settings, open_engine(settings))
     print(
@@ -309,7 +301,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.scheduler import run_forever
+    from pipeline.jobs.scheduler import run_forever
 
     run_forever(settings, open_engine(settings))
     return 0

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from connectors.db.schema import utcnow
 from connectors.errors import UserInputError
-from pipeline.cli_models import open_engine
+from pipeline.cli.common import open_engine
 from pipeline.settings import Settings
 
 
@@ -142,7 +142,7 @@ def _alert_dict(row: Any) -> dict[str, Any]:
 
 
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.alerting import run_alert_cycle, run_scan
+    from pipeline.jobs.alert_scan import run_alert_cycle, run_scan
 
     engine = open_engine(settings)
     now = _parse_time(args.at)
@@ -155,7 +155,7 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from alerts.outbox import counts
-    from pipeline.alerting import run_delivery
+    from pipeline.jobs.alert_scan import run_delivery
 
     engine = open_engine(settings)
     report = run_delivery(settings, engine)

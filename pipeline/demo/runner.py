@@ -33,10 +33,10 @@ from connectors.sources.files import FileSource
 from models.registry import ModelRegistry
 from pipeline.devstack import kafka as devkafka
 from pipeline.devstack.config import broker_config
+from pipeline.service.worker import declare_topics
 from pipeline.settings import Settings
-from pipeline.worker import declare_topics
 
-SAMPLE = Path(__file__).with_name("demo_sample.jsonl")
+SAMPLE = Path(__file__).with_name("sample.jsonl")
 MALFORMED: list[bytes] = [
     b"{this is not json",
     b'{"schema_version": 1, "title": "\xff\xfe not utf-8"}',

@@ -27,11 +27,11 @@ from sqlalchemy import Engine
 from connectors.db.engine import make_engine, ping_database
 from connectors.db.migrate import require_current
 from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics
-from pipeline import logs, metrics
-from pipeline.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
-from pipeline.label_stream import LabelBatchProcessor
-from pipeline.runtime import ClassifierProvider, InstructionProvider
+from pipeline.service.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
+from pipeline.service.label_stream import LabelBatchProcessor
+from pipeline.service.runtime import ClassifierProvider, InstructionProvider
 from pipeline.settings import Settings
+from pipeline.telemetry import logs, metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

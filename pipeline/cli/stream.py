@@ -1,0 +1,140 @@
+"""`finsent worker | ingest | db | dlq`: run the stream, feed it, migrate the store, replay dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from pipeline.cli.common import Register, Subparsers
+from pipeline.settings import Settings
+from pipeline.telemetry import metrics
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.service.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.dedup import DedupStore
+    from connectors.fetch import FetchError, FetchPolicy, PoliteFetcher
+    from connectors.ingest import IngestReport, ingest
+    from connectors.kafka_io import NewsProducer, make_producer
+    from connectors.sources.feed import FeedSource
+    from connectors.sources.files import FileSource
+    from connectors.sources.http_api import ApiConfig, JsonApiSource
+    from pipeline.service.worker import declare_topics, ping_kafka
+
+    declare_topics(settings)
+    producer = NewsProducer(
+        make_producer(settings.kafka_bootstrap, settings.kafka_max_message_bytes), settings.topic_raw
+    )
+    dedup = None if args.no_dedup else DedupStore(settings.dedup_path)
+    report = IngestReport()
+    try:
+        if args.file:
+            source = FileSource(
+                Path(args.file),
+                source=args.source,
+                rate_per_s=args.rate,
+                limit=args.limit,
+                on_error=report.record_error,
+            )
+            ingest(source.items(), producer, dedup, report=report)
+        else:
+            fetcher = PoliteFetcher(
+                FetchPolicy(
+                    timeout_s=settings.fetch_timeout_s,
+                    max_bytes=settings.fetch_max_bytes,
+                    min_interval_s=settings.fetch_min_interval_s,
+                    allow_hosts=frozenset(h.lower() for h in settings.fetch_allow_hosts),
+                    user_agent=settings.fetch_user_agent,
+                )
+            )
+            polled = (
+                FeedSource(args.feed, fetcher, source=args.source, on_error=report.record_error)
+                if args.feed
+                else (JsonApiSource(ApiConfig.load(Path(args.api)), fetcher, on_error=report.record_error))
+            )
+            if not args.once:  # a long-running poller: metrics and health like the other services
+                metrics.serve(
+                    settings.metrics_host,
+                    settings.ingest_metrics_port,
+                    {"kafka": lambda: ping_kafka(settings.kafka_bootstrap)},
+                )
+            while True:
+                before = report.produced
+                try:
+                    ingest(polled.items(), producer, dedup, report=report)
+                except FetchError as exc:
+                    report.record_error(args.feed or args.api, str(exc))
+                metrics.ITEMS_PUBLISHED.labels(args.source or "poll").inc(report.produced - before)
+                if args.once:
+                    break
+                time.sleep(settings.poll_interval_s)
+    finally:
+        producer.close()
+        if dedup:
+            dedup.close()
+    summary = {
+        "read": report.read,
+        "produced": report.produced,
+        "duplicates": report.duplicates,
+        "rejected": len(report.errors),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.db.engine import make_engine
+    from pipeline.service.dlq import replay_dead_letters
+
+    report = replay_dead_letters(settings, make_engine(settings.database_url), args.reason)
+    print(json.dumps(report.__dict__))
+    return 0
+
+
+def cmd_dlq_count(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.db.engine import make_engine
+    from pipeline.service.dlq import unresolved_count
+
+    print(unresolved_count(make_engine(settings.database_url)))
+    return 0
+
+
+def add_commands(sub: Subparsers, run: Register) -> None:
+    sub.add_parser("worker", help="consume news.raw, classify, store").set_defaults(func=run(cmd_worker))
+
+    ingest = sub.add_parser("ingest", help="read a source and publish its items to news.raw")
+    where = ingest.add_mutually_exclusive_group(required=True)
+    where.add_argument("--feed", help="RSS or Atom feed URL (polled)")
+    where.add_argument("--api", help="JSON API config file (YAML or JSON; polled)")
+    where.add_argument("--file", help="JSONL or CSV file to replay")
+    ingest.add_argument("--source", help="source name to record (default: from the feed or file name)")
+    ingest.add_argument("--rate", type=float, help="items per second when replaying a file")
+    ingest.add_argument("--limit", type=int, help="replay at most this many items")
+    ingest.add_argument("--once", action="store_true", help="poll a feed/API once instead of forever")
+    ingest.add_argument("--no-dedup", action="store_true", help="publish items even if seen before")
+    ingest.set_defaults(func=run(cmd_ingest))
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=run(cmd_db_upgrade))
+
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    replay = dlq.add_parser("replay", help="send unresolved dead letters back through the pipeline")
+    replay.add_argument("--reason", help="only dead letters with this reason code")
+    replay.set_defaults(func=run(cmd_dlq_replay))
+    dlq.add_parser("count", help="unresolved dead letters").set_defaults(func=run(cmd_dlq_count))
