@@ -37,7 +37,13 @@ class DedupStore:
         )
 
     def remember(self, items: Iterable[NewsItem]) -> None:
-        rows = [(key, item.id) for item in items for key in self.keys(item)]
+        self.remember_keys((key, item.id) for item in items for key in self.keys(item))
+
+    def remember_keys(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(key, id) pairs: discovered links are remembered under their URL before any article id exists."""
+        rows = list(pairs)
+        if not rows:
+            return
         with self._conn:
             self._conn.execute("BEGIN")
             self._conn.executemany("INSERT OR IGNORE INTO seen (key, article_id) VALUES (?, ?)", rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,13 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], max_message_bytes
         admin.close()
 
 
+def ping_kafka(bootstrap: str) -> None:
+    """Readiness: the first bootstrap server accepts a TCP connection (raises otherwise)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+        pass
+
+
 def read_topic(bootstrap: str, topic: str, max_message_bytes: int) -> Iterator[ConsumerRecord]:
     """Every record of `topic`, from the beginning up to its end offsets at the time of the call.
 
@@ -89,6 +97,16 @@ def make_producer(bootstrap: str, max_message_bytes: int, client_id: str = "fins
     )
 
 
+@dataclass(frozen=True)
+class OutRecord:
+    """One message to produce; headers are (name, bytes) pairs as Kafka carries them."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 class NewsProducer:
     """Publishes validated items to `news.raw`; `publish` returns once Kafka holds them all."""
 
@@ -97,9 +115,15 @@ class NewsProducer:
         self._topic = topic
 
     def publish(self, items: Sequence[NewsItem], timeout_s: float = 120.0) -> int:
+        return self.publish_records(
+            [OutRecord(self._topic, item.id.encode(), item.to_json_bytes()) for item in items], timeout_s
+        )
+
+    def publish_records(self, records: Sequence[OutRecord], timeout_s: float = 120.0) -> int:
+        """Send to any topics; returns once Kafka acknowledged every record (raises otherwise)."""
         futures = [
-            self._producer.send(self._topic, key=item.id.encode(), value=item.to_json_bytes())
-            for item in items
+            self._producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers) or None)
+            for r in records
         ]
         self._producer.flush(timeout=timeout_s)
         for future in futures:

@@ -12,6 +12,7 @@ import html
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,10 @@ class NewsItem(BaseModel):
     fetched_at: datetime
     lang: str = Field(default="en", max_length=16)
     tickers: list[str] = Field(default_factory=list, max_length=200)
+    # Scraped items only: whether the body is the page's extracted main text (False: the page had
+    # none, e.g. a paywall, and the body is the listing's summary); None for items not scraped.
+    extracted: bool | None = None
+    author: str | None = Field(default=None, max_length=300)
 
     @field_validator("published_at", "fetched_at", mode="before")
     @classmethod
@@ -149,6 +154,9 @@ def make_item(
     published_at: datetime | None = None,
     fetched_at: datetime | None = None,
     lang: str = "en",
+    extracted: bool | None = None,
+    author: str | None = None,
+    tickers: Sequence[str] = (),
 ) -> NewsItem:
     """Build a normalised item from what a source found; raises ValueError when it is unusable."""
     title = clean_text(title)
@@ -165,7 +173,9 @@ def make_item(
         published_at=published_at or now,
         fetched_at=fetched_at or now,
         lang=lang,
-        tickers=list(dict.fromkeys([*extract_tickers(title, body), *company_tickers(title, body)])),
+        tickers=list(dict.fromkeys([*tickers, *extract_tickers(title, body), *company_tickers(title, body)])),
+        extracted=extracted,
+        author=clean_text(author)[:300] or None if author else None,
     )
 
 

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     topic_dlq: str = "news.dlq"
     topic_classified: str = "news.classified"
     topic_labels: str = "news.labels"
+    topic_links: str = "news.links"
+    topic_links_dlq: str = "news.links.dlq"
     topic_partitions: int = Field(default=4, ge=1)
     consumer_group: str = "finsent-worker"
     kafka_session_timeout_s: float = Field(default=30.0, gt=0)
@@ -132,7 +134,31 @@ class Settings(BaseSettings):
         default_factory=list, description="Private/loopback hosts or IPs fetchers may reach."
     )
     fetch_user_agent: str = "finsent/0.1 (+https://github.com/finsent)"
+    fetch_max_total_s: float = Field(default=30.0, gt=0, description="Cap on one response's whole transfer.")
     poll_interval_s: float = Field(default=60.0, gt=0)
+
+    # --- scraper -------------------------------------------------------------------------------
+    scraper_group: str = Field(default="finsent-scraper", description="Consumer group of `finsent scrape`.")
+    scrape_concurrency: int = Field(default=8, ge=1, description="Hosts one scraper fetches from at once.")
+    scrape_batch_links: int = Field(default=32, ge=1, description="Links taken from Kafka per batch.")
+    scrape_tries: int = Field(
+        default=3, ge=1, description="Tries of a 429/5xx/timeout before dead-lettering."
+    )
+    scrape_backoff_s: float = Field(default=2.0, gt=0, description="First retry delay (doubles each try).")
+    scrape_backoff_max_s: float = Field(default=30.0, gt=0, description="Retry delay cap.")
+    scrape_min_words: int = Field(
+        default=40,
+        ge=1,
+        description="Fewer words of main text: published with the listing's text, extracted=false.",
+    )
+    scrape_handover_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="After partitions move to this scraper, no host is requested for this long "
+        "(the longest crawl-delay it respects across a handover).",
+    )
+    robots_ttl_s: float = Field(default=3600.0, gt=0, description="How long a host's robots.txt is trusted.")
+    scraper_metrics_port: int = Field(default=9467, ge=0, lt=65536, description="0 disables it.")
 
     # --- operations ----------------------------------------------------------------------------
     metrics_host: str = Field(default="127.0.0.1", description="Address the metrics/health endpoints bind.")
@@ -166,7 +192,10 @@ class Settings(BaseSettings):
                 "topic_dlq": f"{prefix}.{self.topic_dlq}",
                 "topic_classified": f"{prefix}.{self.topic_classified}",
                 "topic_labels": f"{prefix}.{self.topic_labels}",
+                "topic_links": f"{prefix}.{self.topic_links}",
+                "topic_links_dlq": f"{prefix}.{self.topic_links_dlq}",
                 "consumer_group": f"{prefix}.{self.consumer_group}",
+                "scraper_group": f"{prefix}.{self.scraper_group}",
             }
         )
 

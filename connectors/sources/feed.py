@@ -11,6 +11,7 @@ import feedparser
 
 from connectors.fetch import PoliteFetcher
 from connectors.news_item import NewsItem, make_item
+from connectors.scrape.links import Link, make_link
 from connectors.sources import ErrorHandler, ignore_errors
 
 
@@ -28,8 +29,8 @@ class FeedSource:
         self.source = source
         self.on_error = on_error
 
-    def items(self) -> Iterator[NewsItem]:
-        """One poll: the feed's current entries (nothing when the server says 304)."""
+    def _entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One poll: (where, fields) of the feed's current entries (nothing when the server says 304)."""
         result = self.fetcher.get(self.url)
         if result.not_modified or result.content is None:
             return
@@ -40,17 +41,43 @@ class FeedSource:
             return
         source = self.source or parsed.feed.get("title") or self.url
         for number, entry in enumerate(parsed.entries):
+            yield (
+                f"{self.url} entry {number}",
+                {
+                    "source": str(source)[:200],
+                    "title": str(entry.get("title") or ""),
+                    "body": str(entry.get("summary") or entry.get("description") or ""),
+                    "url": entry.get("link"),
+                    "published_at": _entry_time(entry),
+                    "lang": str(parsed.feed.get("language") or "en")[:16],
+                },
+            )
+
+    def items(self) -> Iterator[NewsItem]:
+        """The entries as news items (title and summary only: no page is fetched)."""
+        for where, fields in self._entries():
             try:
-                yield make_item(
-                    source=str(source)[:200],
-                    title=str(entry.get("title") or ""),
-                    body=str(entry.get("summary") or entry.get("description") or ""),
-                    url=entry.get("link"),
-                    published_at=_entry_time(entry),
-                    lang=str(parsed.feed.get("language") or "en")[:16],
+                yield make_item(**fields)
+            except ValueError as exc:
+                self.on_error(where, str(exc).splitlines()[0])
+
+    def links(self) -> Iterator[Link]:
+        """The entries as links for the scrapers; entries without a link cannot be scraped."""
+        for where, fields in self._entries():
+            if not fields["url"]:
+                self.on_error(where, "entry has no link")
+                continue
+            try:
+                yield make_link(
+                    url=str(fields["url"]),
+                    source=fields["source"],
+                    title=fields["title"],
+                    summary=fields["body"],
+                    published_at=fields["published_at"],
+                    lang=fields["lang"],
                 )
             except ValueError as exc:
-                self.on_error(f"{self.url} entry {number}", str(exc).splitlines()[0])
+                self.on_error(where, str(exc).splitlines()[0])
 
 
 def _entry_time(entry: Any) -> datetime | None:

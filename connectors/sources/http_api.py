@@ -17,6 +17,7 @@ import yaml
 
 from connectors.fetch import PoliteFetcher
 from connectors.news_item import NewsItem, make_item
+from connectors.scrape.links import Link, make_link
 from connectors.sources import ErrorHandler, ignore_errors
 
 
@@ -68,7 +69,7 @@ class JsonApiSource:
         self.fetcher = fetcher
         self.on_error = on_error
 
-    def items(self) -> Iterator[NewsItem]:
+    def _entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
         result = self.fetcher.get(self.config.url, headers=self.config.headers)
         if result.not_modified or result.content is None:
             return
@@ -82,18 +83,47 @@ class JsonApiSource:
             self.on_error(self.config.url, f"no list at items_path {self.config.items_path!r}")
             return
         for number, entry in enumerate(entries):
+            where = f"{self.config.url} item {number}"
             try:
                 published = dig(entry, self.config.published_at)
                 parsed = datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else None
                 if parsed is not None and parsed.tzinfo is None:
                     raise ValueError(f"published_at {published!r} has no time zone")
-                link = dig(entry, self.config.link)
-                yield make_item(
-                    source=self.config.source,
-                    title=str(dig(entry, self.config.title) or ""),
-                    body=str(dig(entry, self.config.body) or ""),
-                    url=str(link) if link else None,
-                    published_at=parsed,
+            except ValueError as exc:
+                self.on_error(where, str(exc).splitlines()[0])
+                continue
+            link = dig(entry, self.config.link)
+            yield (
+                where,
+                {
+                    "source": self.config.source,
+                    "title": str(dig(entry, self.config.title) or ""),
+                    "body": str(dig(entry, self.config.body) or ""),
+                    "url": str(link) if link else None,
+                    "published_at": parsed,
+                },
+            )
+
+    def items(self) -> Iterator[NewsItem]:
+        for where, fields in self._entries():
+            try:
+                yield make_item(**fields)
+            except ValueError as exc:
+                self.on_error(where, str(exc).splitlines()[0])
+
+    def links(self) -> Iterator[Link]:
+        """The entries as links for the scrapers; entries without a link cannot be scraped."""
+        for where, fields in self._entries():
+            if not fields["url"]:
+                self.on_error(where, "entry has no link")
+                continue
+            try:
+                yield make_link(
+                    url=fields["url"],
+                    source=fields["source"],
+                    title=fields["title"],
+                    summary=fields["body"],
+                    published_at=fields["published_at"],
                 )
             except ValueError as exc:
-                self.on_error(f"{self.config.url} item {number}", str(exc).splitlines()[0])
+                self.on_error(where, str(exc).splitlines()[0])

@@ -7,13 +7,14 @@ import logging
 import sys
 
 from connectors.errors import UserInputError
-from pipeline.cli import alert, dev, model, observe, stream
+from pipeline.cli import alert, dev, model, observe, scrape, stream
 from pipeline.cli.common import with_settings
 
 log = logging.getLogger("finsent")
 
-# Order of the groups in `finsent --help`: running the stream first, the model and alerts after.
-COMMAND_GROUPS = (stream, observe, model, alert, dev)
+# Order of the groups in `finsent --help`: running the stream and feeding it first, the model and
+# alerts after.
+COMMAND_GROUPS = (stream, scrape, observe, model, alert, dev)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 from pipeline.cli.common import Register, Subparsers
@@ -33,7 +35,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.ingest import IngestReport, ingest
     from connectors.kafka_io import NewsProducer, make_producer
     from connectors.sources.feed import FeedSource
-    from connectors.sources.files import FileSource
+    from connectors.sources.files import FileColumns, FileSource
     from connectors.sources.http_api import ApiConfig, JsonApiSource
     from pipeline.service.worker import declare_topics, ping_kafka
 
@@ -48,9 +50,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             source = FileSource(
                 Path(args.file),
                 source=args.source,
+                columns=FileColumns.from_mapping(args.map) if args.map else None,
                 rate_per_s=args.rate,
                 limit=args.limit,
                 on_error=report.record_error,
+                date_format=args.date_format,
+                day_first=args.day_first,
+                assume_tz=_zone(args.timezone),
             )
             ingest(source.items(), producer, dedup, report=report)
         else:
@@ -94,8 +100,30 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         "duplicates": report.duplicates,
         "rejected": len(report.errors),
     }
+    for where, reason in report.errors[:_SHOWN_ERRORS]:
+        print(f"rejected {where}: {reason}", file=sys.stderr)
+    if len(report.errors) > _SHOWN_ERRORS:
+        print(
+            f"... and {len(report.errors) - _SHOWN_ERRORS} more rejected rows (see the log)", file=sys.stderr
+        )
     print(json.dumps(summary))
     return 0
+
+
+_SHOWN_ERRORS = 20
+
+
+def _zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from connectors.errors import UserInputError
+
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UserInputError(f"--timezone {name!r} is not an IANA time zone (e.g. America/New_York)") from exc
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,6 +156,15 @@ def add_commands(sub: Subparsers, run: Register) -> None:
     ingest.add_argument("--limit", type=int, help="replay at most this many items")
     ingest.add_argument("--once", action="store_true", help="poll a feed/API once instead of forever")
     ingest.add_argument("--no-dedup", action="store_true", help="publish items even if seen before")
+    ingest.add_argument(
+        "--map",
+        metavar="COLUMN=FIELD,...",
+        help="file columns to item fields (title, body, url, published_at, source, tickers), "
+        "e.g. headline=title,date=published_at,stock=tickers",
+    )
+    ingest.add_argument("--date-format", help="strptime format of the file's dates (default: common formats)")
+    ingest.add_argument("--day-first", action="store_true", help="read 03/04/2026 as 3 April, not March 4")
+    ingest.add_argument("--timezone", default="UTC", help="zone of dates written without one (default UTC)")
     ingest.set_defaults(func=run(cmd_ingest))
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)

@@ -12,7 +12,6 @@ import asyncio
 import ctypes
 import json
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from sqlalchemy import Engine
 
 from connectors.db.engine import make_engine, ping_database
 from connectors.db.migrate import require_current
-from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics
+from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics, ping_kafka
 from pipeline.service.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
 from pipeline.service.label_stream import LabelBatchProcessor
 from pipeline.service.runtime import ClassifierProvider, InstructionProvider
@@ -264,12 +263,6 @@ def _count_outcome(outcome: BatchOutcome) -> None:
         metrics.ROWS_WRITTEN.labels("articles").inc(write.articles_inserted)
         metrics.ROWS_WRITTEN.labels("predictions").inc(write.predictions_inserted)
         metrics.ROWS_WRITTEN.labels("dlq_records").inc(write.dead_letters_inserted)
-
-
-def ping_kafka(bootstrap: str) -> None:
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
-        pass
 
 
 def _require(condition: Callable[[], bool], message: str) -> None:

@@ -99,6 +99,30 @@ NOTIFICATIONS = Counter(
 ITEMS_PUBLISHED = Counter(
     "finsent_items_published_total", "Items ingest published to news.raw", ["source"], registry=REGISTRY
 )
+LINKS_PUBLISHED = Counter(
+    "finsent_links_published_total", "Links discovery published to news.links", ["source"], registry=REGISTRY
+)
+
+# --- scraper -----------------------------------------------------------------------------------
+PAGES = Counter(
+    "finsent_scrape_pages_total",
+    "Links scraped, by outcome: extracted, not_extracted (published with the listing's text) or the "
+    "failure's reason code",
+    ["outcome"],
+    registry=REGISTRY,
+)
+FETCH_SECONDS = Histogram(
+    "finsent_scrape_fetch_seconds",
+    "From taking a link to its outcome (robots.txt, politeness wait, retries, extraction)",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HOST_INTERVAL = Gauge(
+    "finsent_scrape_host_interval_seconds",
+    "Minimum interval between requests to a host (policy, or a longer robots.txt crawl-delay)",
+    ["host"],
+    registry=REGISTRY,
+)
 
 
 Check = Callable[[], None]  # raises when not ready
