@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape
 
 venv:
 	bash scripts/bootstrap.sh
@@ -23,3 +23,7 @@ bench-executor: venv
 
 bench-alerts: venv
 	.venv/bin/python bench/alert_quality.py
+
+bench-scrape: venv
+	.venv/bin/python bench/extraction_quality.py
+	bash scripts/with-services.sh .venv/bin/python bench/scrape_throughput.py

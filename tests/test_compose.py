@@ -18,9 +18,17 @@ def _compose() -> dict:
 def test_services_and_dependencies_are_consistent() -> None:
     compose = _compose()
     services = compose["services"]
-    assert {"kafka", "postgres", "migrate", "worker", "worker-gpu", "ingest", "scheduler", "train"} <= set(
-        services
-    )
+    assert {
+        "kafka",
+        "postgres",
+        "migrate",
+        "worker",
+        "worker-gpu",
+        "ingest",
+        "scheduler",
+        "train",
+        "scraper",
+    } <= set(services)
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown service {dependency}"
@@ -36,7 +44,7 @@ def test_kafka_image_matches_the_local_broker_version() -> None:
 
 def test_long_running_services_have_health_checks_and_workers_wait_for_them() -> None:
     services = _compose()["services"]
-    for name in ("kafka", "postgres", "worker", "worker-gpu", "scheduler"):
+    for name in ("kafka", "postgres", "worker", "worker-gpu", "scheduler", "scraper"):
         assert services[name]["healthcheck"]["test"], name
     assert services["worker"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -12,6 +12,7 @@ import itertools
 import json
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from connectors.scrape.extract import words
 from connectors.scrape.links import Link, parse_link
 from pipeline.service.scraper import LINK_HEADER
 from pipeline.settings import Settings
-from tests.conftest import FINSENT, REPO_ROOT, Stack, wait_for
+from tests.conftest import FINSENT, REPO_ROOT, Stack, free_port, wait_for
 from tests.kafka_helpers import read_all
 from tests.news_site import NewsSite, hosts_on_distinct_partitions
 
@@ -43,14 +44,16 @@ class ScrapeRun:
     rediscovery: dict[str, int]
     scraper_logs: list[str]
     killed_after_items: int
+    metrics: str
 
 
 class Scraper:
-    def __init__(self, stack: Stack, log: Path) -> None:
+    def __init__(self, stack: Stack, log: Path, metrics_port: int = 0) -> None:
         self.log = log
         self._handle = log.open("ab")
+        env = {**stack.env, "FINSENT_SCRAPER_METRICS_PORT": str(metrics_port)}
         self.proc = subprocess.Popen(
-            [FINSENT, "scrape"], env=stack.env, cwd=REPO_ROOT, stdout=self._handle, stderr=subprocess.STDOUT
+            [FINSENT, "scrape"], env=env, cwd=REPO_ROOT, stdout=self._handle, stderr=subprocess.STDOUT
         )
 
     def kill(self) -> None:
@@ -120,7 +123,8 @@ def scrape_run(
     logs = home / "logs"
     logs.mkdir()
     first = Scraper(stack, logs / "scraper-a.log")
-    second = Scraper(stack, logs / "scraper-b.log")
+    metrics_port = free_port()
+    second = Scraper(stack, logs / "scraper-b.log", metrics_port)
     scrapers = [first, second]
     try:
         wait_for(
@@ -143,6 +147,8 @@ def scrape_run(
             return len(done) >= expected_links
 
         wait_for(accounted, 240, "every link scraped or recorded", 1.0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            metrics_text = response.read().decode()
     finally:
         for scraper in scrapers[1:]:
             scraper.stop()
@@ -172,6 +178,7 @@ def scrape_run(
         rediscovery=again,
         scraper_logs=[s.log.read_text(errors="replace") for s in scrapers],
         killed_after_items=killed_after,
+        metrics=metrics_text,
     )
     site.stop()
 
@@ -258,6 +265,18 @@ def test_both_scrapers_worked_and_a_kill_lost_nothing(scrape_run: ScrapeRun) -> 
     assert scrape_run.killed_after_items >= 6
     # Re-deliveries after the kill are the same articles under the same ids (checked per link above).
     assert scrape_run.raw_messages >= len(scrape_run.items)
+
+
+def test_the_scraper_reports_pages_by_outcome_fetch_latency_and_host_intervals(scrape_run: ScrapeRun) -> None:
+    samples = {}
+    for line in scrape_run.metrics.splitlines():
+        if line.startswith("finsent_scrape_") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    extracted = samples.get('finsent_scrape_pages_total{outcome="extracted"}', 0)
+    assert extracted > 0 and samples.get("finsent_scrape_fetch_seconds_count", 0) >= extracted
+    intervals = {k: v for k, v in samples.items() if k.startswith("finsent_scrape_host_interval_seconds{")}
+    assert intervals and set(intervals.values()) <= {INTERVAL_S, 1.0}
 
 
 def test_discovery_remembers_links_across_restarts(scrape_run: ScrapeRun) -> None:
