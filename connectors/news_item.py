@@ -79,6 +79,11 @@ def article_id(source: str, url: str | None, title: str) -> str:
     return _url_key(url) if url else _headline_key(source, title)
 
 
+def url_dedup_key(url: str) -> str:
+    """The seen-before key of a URL alone (a discovered link, a scraped page's canonical URL)."""
+    return _url_key(url)
+
+
 def dedup_keys(source: str, url: str | None, title: str) -> list[str]:
     """Every key under which this article counts as already seen (same URL, or same headline)."""
     return [_headline_key(source, title), *([_url_key(url)] if url else [])]

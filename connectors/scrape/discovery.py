@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from connectors.dedup import DedupStore
 from connectors.kafka_io import NewsProducer, OutRecord
-from connectors.news_item import dedup_keys
+from connectors.news_item import url_dedup_key
 from connectors.scrape.links import Link
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class DiscoveryReport:
 def link_keys(link: Link) -> list[str]:
     """Seen-before keys of a link: its URL (the listing's title is only a hint, and two articles of
     one source can share a headline such as "Markets wrap")."""
-    return dedup_keys(link.source, link.url, "")[1:]
+    return [url_dedup_key(link.url)]
 
 
 def discover(

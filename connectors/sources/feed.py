@@ -10,9 +10,9 @@ from typing import Any
 import feedparser
 
 from connectors.fetch import PoliteFetcher
-from connectors.news_item import NewsItem, make_item
-from connectors.scrape.links import Link, make_link
-from connectors.sources import ErrorHandler, ignore_errors
+from connectors.news_item import NewsItem
+from connectors.scrape.links import Link
+from connectors.sources import ErrorHandler, entries_to_items, entries_to_links, ignore_errors
 
 
 class FeedSource:
@@ -54,30 +54,10 @@ class FeedSource:
             )
 
     def items(self) -> Iterator[NewsItem]:
-        """The entries as news items (title and summary only: no page is fetched)."""
-        for where, fields in self._entries():
-            try:
-                yield make_item(**fields)
-            except ValueError as exc:
-                self.on_error(where, str(exc).splitlines()[0])
+        return entries_to_items(self._entries(), self.on_error)
 
     def links(self) -> Iterator[Link]:
-        """The entries as links for the scrapers; entries without a link cannot be scraped."""
-        for where, fields in self._entries():
-            if not fields["url"]:
-                self.on_error(where, "entry has no link")
-                continue
-            try:
-                yield make_link(
-                    url=str(fields["url"]),
-                    source=fields["source"],
-                    title=fields["title"],
-                    summary=fields["body"],
-                    published_at=fields["published_at"],
-                    lang=fields["lang"],
-                )
-            except ValueError as exc:
-                self.on_error(where, str(exc).splitlines()[0])
+        return entries_to_links(self._entries(), self.on_error)
 
 
 def _entry_time(entry: Any) -> datetime | None:

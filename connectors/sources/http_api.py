@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from connectors.fetch import PoliteFetcher
-from connectors.news_item import NewsItem, make_item
-from connectors.scrape.links import Link, make_link
-from connectors.sources import ErrorHandler, ignore_errors
+from connectors.news_item import NewsItem
+from connectors.scrape.links import Link
+from connectors.sources import ErrorHandler, entries_to_items, entries_to_links, ignore_errors
 
 
 @dataclass(frozen=True)
@@ -105,25 +105,7 @@ class JsonApiSource:
             )
 
     def items(self) -> Iterator[NewsItem]:
-        for where, fields in self._entries():
-            try:
-                yield make_item(**fields)
-            except ValueError as exc:
-                self.on_error(where, str(exc).splitlines()[0])
+        return entries_to_items(self._entries(), self.on_error)
 
     def links(self) -> Iterator[Link]:
-        """The entries as links for the scrapers; entries without a link cannot be scraped."""
-        for where, fields in self._entries():
-            if not fields["url"]:
-                self.on_error(where, "entry has no link")
-                continue
-            try:
-                yield make_link(
-                    url=fields["url"],
-                    source=fields["source"],
-                    title=fields["title"],
-                    summary=fields["body"],
-                    published_at=fields["published_at"],
-                )
-            except ValueError as exc:
-                self.on_error(where, str(exc).splitlines()[0])
+        return entries_to_links(self._entries(), self.on_error)

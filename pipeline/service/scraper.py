@@ -37,7 +37,7 @@ from kafka.errors import KafkaError
 from connectors.dedup import DedupStore
 from connectors.fetch import FetchPolicy, PoliteFetcher
 from connectors.kafka_io import NewsProducer, OutRecord, TopicSpec, ensure_topics, make_producer, ping_kafka
-from connectors.news_item import NewsItem, Rejection, dedup_keys
+from connectors.news_item import Rejection, url_dedup_key
 from connectors.scrape.links import Link, parse_link
 from connectors.scrape.robots import RobotsCache
 from connectors.scrape.scraper import ScrapeOutcome, ScrapePolicy, Scraper
@@ -138,13 +138,17 @@ class ScraperService:
                 outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
 
-    def to_records(self, records: Sequence[ConsumerRecord]) -> tuple[list[OutRecord], dict[str, int]]:
-        """Everything one batch of `news.links` records becomes, and counts by outcome."""
+    def to_records(
+        self, records: Sequence[ConsumerRecord]
+    ) -> tuple[list[OutRecord], dict[str, int], list[tuple[str, str]]]:
+        """Everything one batch of `news.links` records becomes, counts by outcome, and the
+        (canonical URL key, item id) pairs of its items for the dedup store."""
         settings = self.settings
         parsed: list[tuple[ConsumerRecord, Link | Rejection]] = [(r, parse_link(r.value)) for r in records]
         links = [(r, p) for r, p in parsed if isinstance(p, Link)]
         outcomes = self.scrape_batch([link for _r, link in links])
         out: list[OutRecord] = []
+        canonical: list[tuple[str, str]] = []
         tally: dict[str, int] = defaultdict(int)
         for record, rejection in ((r, p) for r, p in parsed if isinstance(p, Rejection)):
             out.append(
@@ -156,6 +160,8 @@ class ScraperService:
             metrics.PAGES.labels(outcome.code).inc()
             metrics.FETCH_SECONDS.observe(outcome.seconds)
             if outcome.item is not None:
+                if outcome.item.url:
+                    canonical.append((url_dedup_key(outcome.item.url), outcome.item.id))
                 out.append(
                     OutRecord(
                         settings.topic_raw,
@@ -180,7 +186,7 @@ class ScraperService:
                     },
                 )
             metrics.HOST_INTERVAL.labels(link.host).set(self.fetcher.interval(link.host))
-        return out, dict(tally)
+        return out, dict(tally), canonical
 
     def publish(self, producer: NewsProducer, out: Sequence[OutRecord]) -> None:
         """Until Kafka holds every record: a broker outage delays the commit, it never skips it."""
@@ -226,15 +232,10 @@ class ScraperService:
                 if not records:
                     continue
                 started = time.monotonic()
-                out, tally = self.to_records(records)
+                out, tally, canonical = self.to_records(records)
                 self.publish(producer, out)
                 # Canonical URLs join the seen keys only once Kafka holds the items.
-                dedup.remember_keys(
-                    (f"{key}", record.key.decode() if record.key else "")
-                    for record in out
-                    if record.topic == settings.topic_raw
-                    for key in _canonical_keys(record)
-                )
+                dedup.remember_keys(canonical)
                 consumer.commit()
                 log.info(
                     "scrape batch committed",
@@ -250,11 +251,6 @@ class ScraperService:
             dedup.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self.fetcher.close()
-
-
-def _canonical_keys(record: OutRecord) -> list[str]:
-    item = NewsItem.model_validate_json(record.value)
-    return dedup_keys(item.source, item.url, "")[1:] if item.url else []
 
 
 def run_scraper(settings: Settings) -> None:
