@@ -206,6 +206,7 @@ class PoliteFetcher:
         return addresses[0]
 
     def _wait_turn(self, host: str) -> None:
+        """Sleep until `host` may be requested again, and reserve that moment for this request."""
         with self._lock:
             now = time.monotonic()
             last = self._last_request.get(host)
@@ -213,6 +214,18 @@ class PoliteFetcher:
             self._last_request[host] = ready_at
         if ready_at > now:
             time.sleep(ready_at - now)
+
+    def _finished_with(self, host: str) -> None:
+        """Count `host`'s interval from the end of the response just read, not from its reserved slot.
+
+        A reserved slot is when the request was *meant* to leave; on a loaded machine it can leave
+        late (thread scheduling, a slow DNS answer, TLS) while the next one leaves on time, and the
+        server then sees two requests closer than the interval. Measuring from the end of the
+        previous response makes the gap the server observes at least the interval, whatever the
+        send jitter.
+        """
+        with self._lock:
+            self._last_request[host] = max(self._last_request.get(host, 0.0), time.monotonic())
 
     def get(
         self, url: str, headers: dict[str, str] | None = None, *, accept: frozenset[str] | None = None
@@ -279,6 +292,8 @@ class PoliteFetcher:
                     code="connection_failed",
                     retryable=True,
                 ) from exc
+            finally:
+                self._finished_with(host)
         raise FetchError(
             f"more than {self._policy.max_redirects} redirects from {redact(url)}", code="redirects"
         )
