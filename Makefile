@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot
 
 venv:
 	bash scripts/bootstrap.sh
@@ -27,3 +27,6 @@ bench-alerts: venv
 bench-scrape: venv
 	.venv/bin/python bench/extraction_quality.py
 	bash scripts/with-services.sh .venv/bin/python bench/scrape_throughput.py
+
+bench-fewshot: venv
+	.venv/bin/python bench/fewshot.py

@@ -2,9 +2,10 @@
 
 Texts are tokenised once, sorted by length and cut into batches bounded by a token budget, so
 padding stays minimal and a long article does not inflate a batch of headlines. An instruction
-with a trained head (same name and label set) uses it; any other instruction runs zero-shot,
-comparing the text's embedding with embeddings of the instruction's label descriptions, and its
-output says so.
+with a taught head (`finsent instructions teach`, installed from the database) uses it; else one
+with a trained head (same name and label set) uses that; any other instruction runs zero-shot,
+comparing the text's embedding with embeddings of the instruction's label descriptions, each the
+mean over several phrasings (`models.fewshot.PROMPT_TEMPLATES`), and its output says so.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from transformers import PreTrainedTokenizerBase
 
 from models.classifier import Output
 from models.encoder import choose_device, configure_cpu_threads
+from models.fewshot import PROMPT_TEMPLATES, LinearHead, prior_head, prompts
 from models.instructions import Instruction, InstructionSet
 from models.network import InstructionModel
 from models.text import prepare_text
 
 log = logging.getLogger(__name__)
-
-ZERO_SHOT_TEMPERATURE = 0.05  # cosine similarities sit in a narrow band; this spreads them
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,6 @@ class ExecutorOptions:
     token_budget: int = 4096  # padded tokens per forward pass
     max_batch: int = 64
     cpu_threads: int = 0  # 0: every core
-
-
-def zero_shot_prompt(instruction: Instruction, label: str) -> str:
-    description = instruction.labels.get(label, "")
-    answer = f"{label}: {description}" if description else label
-    return f"{instruction.text} {answer}"
 
 
 class InstructionExecutor:
@@ -70,6 +64,7 @@ class InstructionExecutor:
             model = _quantise_int8(model)
         self.model = model.to(self.device)
         self._label_embeddings: dict[tuple[object, ...], torch.Tensor] = {}
+        self._taught: dict[str, LinearHead] = {}
 
     def _resolve_precision(self) -> str:
         precision = self.options.precision
@@ -128,14 +123,30 @@ class InstructionExecutor:
                 result[torch.tensor(members)] = pooled.float().cpu()
         return result
 
-    def _label_matrix(self, instruction: Instruction) -> torch.Tensor:
+    def zero_shot_head(self, instruction: Instruction) -> LinearHead:
+        """The zero-shot classifier as a linear head over pooled embeddings, cached per definition."""
         key = (instruction.name, instruction.text, tuple(instruction.labels.items()))
         cached = self._label_embeddings.get(key)
         if cached is None:
-            prompts = [zero_shot_prompt(instruction, label) for label in instruction.label_names]
-            cached = nn.functional.normalize(self.embed(prompts), dim=-1)
+            cached = prior_head(self.label_prompt_embeddings(instruction), instruction.label_names).weight
             self._label_embeddings[key] = cached
-        return cached
+        return LinearHead(tuple(instruction.label_names), cached, torch.zeros(len(instruction.label_names)))
+
+    def label_prompt_embeddings(self, instruction: Instruction) -> torch.Tensor:
+        """labels x templates x hidden: every phrasing of every label (`models.fewshot.prompts`)."""
+        texts = [p for label in instruction.label_names for p in prompts(instruction, label)]
+        return self.embed(texts).reshape(len(instruction.label_names), len(PROMPT_TEMPLATES), -1)
+
+    # --- taught heads --------------------------------------------------------------------------
+
+    def install_taught(self, heads: dict[str, LinearHead]) -> None:
+        """Replace the taught heads (by instruction name). One assignment, so a batch running in
+        another thread sees either the old set or the new one, never a mix."""
+        self._taught = dict(heads)
+
+    @property
+    def taught(self) -> dict[str, LinearHead]:
+        return dict(self._taught)
 
     # --- classification ------------------------------------------------------------------------
 
@@ -148,6 +159,11 @@ class InstructionExecutor:
 
     def probabilities(self, pooled: torch.Tensor, instruction: Instruction) -> tuple[torch.Tensor, bool]:
         """(n x labels in the instruction's order, zero_shot) for already-pooled embeddings."""
+        taught = self._taught.get(instruction.name)
+        if taught is not None and set(taught.labels) == set(instruction.label_names):
+            probs = taught.probabilities(pooled)
+            columns = [taught.labels.index(label) for label in instruction.label_names]
+            return probs[:, columns], False
         labels = self.head_for(instruction)
         if labels is not None:
             with torch.inference_mode():
@@ -157,8 +173,7 @@ class InstructionExecutor:
                 probs = torch.softmax(pooled @ weight.T + bias, dim=-1)
             columns = [labels.index(label) for label in instruction.label_names]
             return probs[:, columns], False
-        similarity = nn.functional.normalize(pooled, dim=-1) @ self._label_matrix(instruction).T
-        return torch.softmax(similarity / ZERO_SHOT_TEMPERATURE, dim=-1), True
+        return self.zero_shot_head(instruction).probabilities(pooled), True
 
     def classify(self, texts: Sequence[str], instructions: InstructionSet) -> list[dict[str, Output]]:
         try:

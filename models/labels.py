@@ -13,16 +13,21 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from connectors.db.label_store import LabelRow, article_texts, upsert_labels
-from connectors.db.schema import Label, Prediction
+from connectors.db.label_store import LabelRow, article_texts, read_labels, upsert_labels
+from connectors.db.schema import Article
 from models.datasets import DataError, read_records
-from models.instructions import InstructionSet
+from models.instructions import Instruction, InstructionSet
 from models.text import prepare_text
+
+if TYPE_CHECKING:  # torch and transformers load only for the queue, not for label imports
+    from models.executor import InstructionExecutor
+
+QUEUE_POOL = 2000  # recent articles the queue scores: about 10 s of embedding on 2 cores
 
 
 def text_hash(text: str) -> str:
@@ -109,50 +114,82 @@ def _existing_articles(engine: Engine, ids: list[str]) -> set[str]:
     return set(article_texts(engine, sorted(set(ids)))) if ids else set()
 
 
-def import_file(engine: Engine, path: Path, instructions: InstructionSet, annotator: str = "") -> LabelReport:
-    """CSV or JSONL with text or article_id, instruction, label and an optional annotator."""
+def read_label_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, fields) of a CSV or JSONL label file: text or article_id, instruction, label,
+    and an optional annotator. Line numbers are the file's own, for error messages."""
     is_csv = path.suffix.lower() not in {".jsonl", ".ndjson", ".json"}
     first_line = 2 if is_csv else 1  # CSV line 1 is the header
     try:
-        records = [(first_line + i, r) for i, r in enumerate(read_records(path))]
+        return [(first_line + i, r) for i, r in enumerate(read_records(path))]
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc})") from exc
-    return store_labels(engine, records, instructions, f"import:{path.name}", annotator)
 
 
-def annotation_queue(engine: Engine, instruction: str, n: int, model_version: str) -> list[dict[str, Any]]:
-    """The stored items `model_version` was least sure about (smallest top-two margin), unlabelled.
+def import_file(engine: Engine, path: Path, instructions: InstructionSet, annotator: str = "") -> LabelReport:
+    return store_labels(engine, read_label_file(path), instructions, f"import:{path.name}", annotator)
 
-    Each entry has the fields `finsent labels import` reads, with `label` left empty to fill in.
+
+def annotation_queue(
+    engine: Engine,
+    executor: InstructionExecutor,
+    instruction: Instruction,
+    n: int,
+    pool_size: int = QUEUE_POOL,
+) -> list[dict[str, Any]]:
+    """The stored, unlabelled items whose labels would teach `instruction` most
+    (`models.active_learning`: coverage of labels it has few of, then uncertainty, kept diverse).
+
+    Each entry has the fields `finsent labels import` reads, with `label` left empty to fill in,
+    and says why it was picked. Candidates are the `pool_size` most recent articles; they are
+    embedded here, with the same executor the worker runs, so no stored prediction is needed.
     """
+    from models import active_learning
+
+    labelled = read_labels(engine, instruction.name)[-pool_size:]
+    seen_articles = {r.article_id for r in labelled if r.article_id}
+    seen_texts = {r.text_hash for r in labelled}
     with Session(engine) as session:
-        labelled = set(session.scalars(select(Label.article_id).where(Label.instruction == instruction)))
-        predictions = session.execute(
-            select(Prediction.article_id, Prediction.label, Prediction.distribution).where(
-                Prediction.instruction == instruction, Prediction.model_version == model_version
-            )
+        recent = session.execute(
+            select(Article.id, Article.title, Article.body)
+            .order_by(Article.published_at.desc(), Article.id)
+            .limit(pool_size + len(seen_articles))
         ).all()
-    scored = []
-    for article_id, predicted, distribution in predictions:
-        if article_id in labelled:
-            continue
-        top = sorted(distribution.values(), reverse=True)
-        margin = top[0] - (top[1] if len(top) > 1 else 0.0)
-        scored.append((margin, article_id, predicted))
-    scored.sort()
-    chosen = scored[:n]
-    texts = article_texts(engine, [a for _, a, _ in chosen])
-    return [
-        {
-            "article_id": article_id,
-            "text": texts.get(article_id, ""),
-            "instruction": instruction,
-            "label": "",
-            "predicted": predicted,
-            "margin": round(margin, 4),
-        }
-        for margin, article_id, predicted in chosen
-    ]
+    candidates: list[tuple[str, str]] = []
+    for article_id, title, body in recent:
+        text = f"{title}. {body}" if body else title  # as NewsItem.text
+        if article_id not in seen_articles and text_hash(text) not in seen_texts:
+            candidates.append((article_id, text))
+    candidates = candidates[:pool_size]
+    if not candidates or n <= 0:
+        return []
+    pooled = executor.embed([text for _, text in candidates])
+    probs, _ = executor.probabilities(pooled, instruction)
+    labels = instruction.label_names
+    picks = active_learning.select(
+        probs,
+        labels,
+        pooled,
+        n,
+        executor.embed([r.text for r in labelled]) if labelled else None,
+        [r.label for r in labelled],
+    )
+    entries = []
+    for pick in picks:
+        article_id, text = candidates[pick.index]
+        distribution = probs[pick.index]
+        top = sorted(distribution.tolist(), reverse=True)
+        entries.append(
+            {
+                "article_id": article_id,
+                "text": text,
+                "instruction": instruction.name,
+                "label": "",
+                "predicted": labels[int(distribution.argmax())],
+                "margin": round(top[0] - (top[1] if len(top) > 1 else 0.0), 4),
+                "why": pick.reason,
+            }
+        )
+    return entries
 
 
 def write_jsonl(entries: list[dict[str, Any]], path: Path) -> None:

@@ -105,6 +105,26 @@ def gate(
     )
 
 
+def per_instruction(
+    candidate: dict[str, dict[str, Any]],
+    active: dict[str, dict[str, Any]],
+    config: RetrainConfig,
+    guard_recall: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Each held-out instruction's own verdict (better / not better, and why), recorded on the
+    decision row so that a rejection says which instruction held the candidate back."""
+    verdicts: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(candidate) & set(active)):
+        verdict, why = gate({name: candidate[name]}, {name: active[name]}, config, guard_recall)
+        verdicts[name] = {
+            "better": verdict,
+            "macro_f1_gain": round(candidate[name]["macro_f1"] - active[name]["macro_f1"], 4),
+            "n": candidate[name]["n"],
+            "why": why,
+        }
+    return verdicts
+
+
 def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
     started = time.monotonic()
     registry = ModelRegistry(config.models_dir, engine)
@@ -157,7 +177,16 @@ def retrain(engine: Engine, config: RetrainConfig) -> RetrainOutcome:
         "candidate": compact_metrics(candidate_reports),
         "active": compact_metrics(active_reports),
     }
+    verdicts = per_instruction(
+        candidate_reports, active_reports, config, guard_recall=active_version is not None
+    )
+    if verdicts:
+        reason += "; per instruction: " + ", ".join(
+            f"{name} {'better' if v['better'] else 'not better'} ({v['macro_f1_gain']:+.3f}, n={v['n']})"
+            for name, v in verdicts.items()
+        )
     metrics: dict[str, Any] = {
+        "per_instruction": verdicts,
         "validation": compact_metrics(result.metrics),
         "holdout": {
             "candidate": compact_metrics(candidate_reports),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_demo_accounts_for_every_message_on_sqlite(
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # the first run on a machine trains the quick model (about 2 min)
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -36,3 +37,12 @@ def test_demo_accounts_for_every_message_on_sqlite(
     assert "articles stored:    300" in out and "predictions stored: 600" in out
     assert "accounted for:      305 of 305" in out
     assert (tmp_path / "demo" / "finsent.db").exists()
+    # A trained model, with its held-out accuracy printed: well above always-neutral (about 0.55
+    # of the sentiment posts) and the largest topic (about 0.2).
+    held_out = {
+        m["name"]: float(m["accuracy"])
+        for m in re.finditer(r"^  (?P<name>\w+)\s+accuracy (?P<accuracy>[0-9.]+)", out, re.MULTILINE)
+    }
+    assert set(held_out) == {"sentiment", "topic"}, out[-2000:]
+    assert held_out["sentiment"] > 0.65 and held_out["topic"] > 0.6
+    assert "zero-shot" not in out.split("=== summary ===")[0]

@@ -71,7 +71,8 @@ def test_labels_retrain_and_hot_swap_without_loss(
     queue_path = tmp_path / "queue.jsonl"
     stack.finsent("labels", "queue", "--instruction", "sentiment", "--n", "5", "--output", str(queue_path))
     queued = [json.loads(line) for line in queue_path.read_text().splitlines()]
-    assert len(queued) == 5 and [q["margin"] for q in queued] == sorted(q["margin"] for q in queued)
+    assert len(queued) == 5 and len({q["article_id"] for q in queued}) == 5
+    assert all(q["instruction"] == "sentiment" and q["why"] for q in queued)
     for entry in queued:
         entry["label"] = "neutral"
     queue_path.write_text("".join(json.dumps(e) + "\n" for e in queued))

@@ -120,6 +120,8 @@ def test_better_candidate_promoted_shuffled_candidate_rejected(
         row = session.get(ModelVersion, second.version)
         assert row is not None and row.status == "rejected"
         assert row.decision_reason == second.reason and row.metrics["holdout"]["candidate"]
+        assert row.metrics["per_instruction"]["sentiment"]["better"] is False
+        assert "per instruction: sentiment not better" in row.decision_reason
         statuses = dict(session.execute(select(ModelVersion.version, ModelVersion.status)).all())
     assert statuses == {first.version: "active", second.version: "rejected"}
 
@@ -145,3 +147,9 @@ def test_gate_rules() -> None:
     assert not promoted and "recall of x=a falls by 0.200" in reason
     assert gate(trade, active, config, guard_recall=False)[0]
     assert not gate(better, {}, config)[0]
+
+    from models.retrain import per_instruction
+
+    verdicts = per_instruction({**better, "y": active["x"]}, {"x": active["x"], "y": better["x"]}, config)
+    assert verdicts["x"]["better"] and not verdicts["y"]["better"]
+    assert verdicts["x"]["macro_f1_gain"] == -verdicts["y"]["macro_f1_gain"] > 0

@@ -1,9 +1,11 @@
-"""The real executor inside a running worker: both built-in instructions on every item, and an
-instruction added at runtime is executed from the next batch on, with no restart."""
+"""The real executor inside a running worker: both built-in instructions on every item, an
+instruction added at runtime is executed from the next batch on, and an instruction taught at
+runtime is answered by its taught head from the next batch on, with no restart."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from connectors.db.engine import make_engine
 from connectors.db.schema import Article, Prediction
 from tests.conftest import Stack, WorkerProcess, wait_stored
+from tests.model_helpers import DIVIDEND, dividend_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -38,7 +41,7 @@ def _article_ids(stack: Stack) -> set[str]:
 
 
 def test_instruction_added_at_runtime_runs_on_the_next_batch(
-    stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path
+    stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path, tmp_path: Path
 ) -> None:
     stack.overrides.update(classifier="model", instruction_refresh_s=1.0, model_refresh_s=1.0)
     first = json.loads(
@@ -63,7 +66,6 @@ def test_instruction_added_at_runtime_runs_on_the_next_batch(
         "--label", "none:no outlook change",
     )  # fmt: skip
     pid = worker.proc.pid
-    import time
 
     time.sleep(2.5)  # > instruction_refresh_s: the next batch sees the new set
     second = json.loads(
@@ -79,3 +81,34 @@ def test_instruction_added_at_runtime_runs_on_the_next_batch(
     assert {p.article_id for p in guidance} == new_ids
     assert {p.label for p in guidance} <= {"raised", "cut", "none"}
     assert all(p.zero_shot for p in guidance)
+
+    # Teach a new instruction while the worker runs: the next batch is answered by the taught
+    # head (not zero-shot), by the same process, with no model version change.
+    labels = [f"--label={label}:{text}" for label, text in DIVIDEND["labels"].items()]  # type: ignore[attr-defined]
+    stack.finsent("instructions", "add", "--name", "dividend", "--text", str(DIVIDEND["text"]), *labels)
+    label_file = tmp_path / "dividend.jsonl"
+    label_file.write_text(
+        "".join(
+            json.dumps({"text": text, "instruction": "dividend", "label": label}) + "\n"
+            for text, label in dividend_rows(data_dir, 16)
+        )
+    )
+    taught = json.loads(
+        stack.finsent("instructions", "teach", "dividend", "--labels", str(label_file)).stdout.splitlines()[
+            -1
+        ]
+    )
+    assert taught["status"] == "promoted", taught
+    seen = _article_ids(stack)
+    time.sleep(2.5)  # > model_refresh_s and instruction_refresh_s
+    third = json.loads(
+        stack.finsent(
+            "ingest", "--file", str(data_dir / "sentfin" / "train.csv"), "--limit", "30"
+        ).stdout.splitlines()[-1]
+    )
+    wait_stored(stack, first["produced"] + second["produced"] + third["produced"], timeout=180)
+    assert worker.alive() and worker.proc.pid == pid
+    newest = _article_ids(stack) - seen
+    dividend = [p for p in _predictions(stack) if p.instruction == "dividend"]
+    assert {p.article_id for p in dividend} == newest
+    assert not any(p.zero_shot for p in dividend) and {p.model_version for p in dividend} == {"base:minilm"}

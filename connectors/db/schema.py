@@ -172,6 +172,29 @@ class ModelVersion(Base):
     activated_at: Mapped[datetime | None]
 
 
+class InstructionHead(Base):
+    """A head taught for one instruction on one model version's representation, and its verdict.
+
+    Rows are never updated in place except for `status`: the decision that made a head active (or
+    rejected it), its evidence and the label count stay readable after a newer head replaces it.
+    At most one row per (instruction, model_version) is `active`.
+    """
+
+    __tablename__ = "instruction_heads"
+    __table_args__ = (Index("ix_instruction_heads_lookup", "model_version", "status", "instruction"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    instruction: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # active, rejected, retired
+    head: Mapped[dict[str, Any]]  # {"labels": [...], "weight": [[...]], "bias": [...]}
+    label_count: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+
 class AlertRule(Base):
     """An operator's alert rule (overrides a shipped rule of the same name); `spec` is its YAML."""
 

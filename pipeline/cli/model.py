@@ -34,6 +34,10 @@ def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
                 f"{instruction.name:<20} {state:<9} {len(instruction.labels):>3} labels  {instruction.text}"
             )
         return 0
+    if args.action == "teach":
+        return _teach(args, settings, engine)
+    if args.action == "decisions":
+        return _decisions(args, engine)
     if args.action in {"disable", "enable"}:
         changed = instruction_store.set_active(engine, args.name, args.action == "enable")
         print(f"instruction {changed.name} {'enabled' if changed.active else 'disabled'}")
@@ -55,6 +59,51 @@ def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
     for instruction in added:
         instruction_store.upsert(engine, instruction)
         print(f"instruction {instruction.name} saved ({len(instruction.labels)} labels)")
+    return 0
+
+
+def _teach(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """Validate the file, check the evidence, and only then store labels and decide: a refusal
+    (unknown instruction, too few labels) leaves the database as it was."""
+    from connectors.db.label_store import read_labels
+    from models import instruction_store
+    from models.instructions import InstructionError
+    from models.labels import read_label_file, store_labels, validate
+    from models.teach import check_evidence, latest_per_text, teach
+
+    instructions = instruction_store.current(engine)
+    try:
+        instruction = instructions.get(args.name)
+    except KeyError:
+        raise InstructionError(
+            f"no instruction named {args.name!r} (see `finsent instructions list`)"
+        ) from None
+    records = read_label_file(Path(args.labels)) if args.labels else []
+    provenance = f"teach:{Path(args.labels).name}" if args.labels else ""
+    rows, rejected = validate(records, instructions, engine, provenance, args.annotator or "")
+    for line, reason in rejected:
+        print(f"{args.labels}:{line}: rejected: {reason}", file=sys.stderr)
+    stored = read_labels(engine, instruction.name)
+    check_evidence(
+        instruction, latest_per_text(stored + [r for r in rows if r.instruction == instruction.name])
+    )
+    if records:
+        report = store_labels(engine, records, instructions, provenance, args.annotator or "")
+        print(json.dumps({"labels": report.summary()}), file=sys.stderr)
+    executor = _executor(settings, engine, None)
+    outcome = teach(engine, executor, instruction, read_labels(engine, instruction.name))
+    print(json.dumps(outcome.summary(), ensure_ascii=False))
+    return 0
+
+
+def _decisions(args: argparse.Namespace, engine: Engine) -> int:
+    from models import head_store
+
+    for row in head_store.history(engine, args.name):
+        print(
+            f"{row.id:>5} {row.created_at:%Y-%m-%d %H:%M} {row.instruction:<20} {row.status:<8} "
+            f"{row.label_count:>5} labels  {row.model_version}  {row.decision_reason}"
+        )
     return 0
 
 
@@ -181,10 +230,15 @@ def _executor(settings: Settings, engine: Engine, version: str | None) -> Any:
     registry = ModelRegistry(settings.models_dir, engine)
     options = executor_options(settings)
     version = version or registry.active_version()
+    from models import head_store
+
     if version is None:
-        print("no active model: every instruction runs zero-shot on the base encoder", file=sys.stderr)
-        return base_executor(settings.encoder, options, settings.cache_dir)
-    return registry.load(version, options)
+        print("no active model: instructions run zero-shot on the base encoder", file=sys.stderr)
+        executor = base_executor(settings.encoder, options, settings.cache_dir)
+    else:
+        executor = registry.load(version, options)
+    head_store.install_active(engine, executor)  # taught heads answer here as in the worker
+    return executor
 
 
 def read_inputs(path: Path) -> Iterator[tuple[Any, str]]:
@@ -260,8 +314,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
+    from models.instructions import InstructionError
     from models.labels import annotation_queue, import_file, write_jsonl
-    from models.registry import ModelRegistry, base_version
 
     engine = open_engine(settings)
     if args.action == "import":
@@ -270,8 +324,13 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{args.file}:{line}: rejected: {reason}", file=sys.stderr)
         print(json.dumps(report.summary()))
         return 0 if report.stored or not report.rejected else 1
-    version = args.model or ModelRegistry(settings.models_dir, engine).active_version()
-    entries = annotation_queue(engine, args.instruction, args.n, version or base_version(settings.encoder))
+    instructions = instruction_store.current(engine)
+    try:
+        instruction = instructions.get(args.instruction)
+    except KeyError:
+        raise InstructionError(f"no instruction named {args.instruction!r}") from None
+    executor = _executor(settings, engine, args.model)
+    entries = annotation_queue(engine, executor, instruction, args.n, args.pool)
     if args.output:
         write_jsonl(entries, Path(args.output))
         print(f"{len(entries)} items to label → {args.output}", file=sys.stderr)
@@ -324,6 +383,20 @@ def add_commands(sub: Any, run: Any) -> None:
     add.add_argument("--label", action="append", help="LABEL:one-line description (repeat per label)")
     add.add_argument("--inactive", action="store_true", help="store it disabled")
     add.set_defaults(func=run(cmd_instructions))
+    teach = actions.add_parser(
+        "teach",
+        help="fit this instruction's head from its labels (plus FILE); promote it only if it is "
+        "measurably better than what answers it now; no other instruction changes",
+    )
+    teach.add_argument("name")
+    teach.add_argument(
+        "--labels", help="CSV/JSONL labels to store first (text or article_id, instruction, label)"
+    )
+    teach.add_argument("--annotator", help="annotator for rows that name none")
+    teach.set_defaults(func=run(cmd_instructions))
+    decisions = actions.add_parser("decisions", help="every taught head and the decision about it")
+    decisions.add_argument("name", nargs="?")
+    decisions.set_defaults(func=run(cmd_instructions))
     for action in ("disable", "enable"):
         parser = actions.add_parser(action, help=f"{action} an instruction")
         parser.add_argument("name")
@@ -367,11 +440,16 @@ def add_commands(sub: Any, run: Any) -> None:
     imp.add_argument("file")
     imp.add_argument("--annotator", help="annotator for rows that name none")
     imp.set_defaults(func=run(cmd_labels))
-    queue = label_actions.add_parser("queue", help="items the model was least sure about, to label next")
+    queue = label_actions.add_parser(
+        "queue",
+        help="stored items whose labels would teach the instruction most: labels it has few of "
+        "first, then the ones it is least sure about, kept diverse",
+    )
     queue.add_argument("--instruction", required=True)
     queue.add_argument("--n", type=int, default=50)
+    queue.add_argument("--pool", type=int, default=2000, help="recent articles to choose from")
     queue.add_argument("--output", help="JSONL file (default: standard output)")
-    queue.add_argument("--model", help="model version whose predictions rank the items (default: active)")
+    queue.add_argument("--model", help="model version that answers now (default: the active one)")
     queue.set_defaults(func=run(cmd_labels))
 
     sub.add_parser(

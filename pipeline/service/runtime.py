@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import instruction_store
 from models.classifier import Classifier, StandInClassifier
@@ -66,7 +67,9 @@ def executor_options(settings: Settings) -> ExecutorOptions:
 
 
 class ActiveModel:
-    """Loads the registry's active version, and loads again only when the active version changes.
+    """Loads the registry's active version, and loads again only when the active version changes;
+    installs that version's taught heads on every call, so a head `finsent instructions teach`
+    promotes is used from the next refresh on (heads are a few KB: re-reading them is cheap).
 
     With no active version the base encoder runs every instruction zero-shot, so a fresh install
     classifies (roughly) from the first message on.
@@ -75,6 +78,7 @@ class ActiveModel:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         from models.registry import ModelRegistry
 
+        self._engine = engine
         self._settings = settings
         self._registry = ModelRegistry(settings.models_dir, engine)
         self._options = executor_options(settings)
@@ -112,7 +116,31 @@ class ActiveModel:
                     "seconds": round(time.monotonic() - started, 2),
                 },
             )
+        self._install_taught(self._loaded)
         return self._loaded
+
+    def _install_taught(self, executor: InstructionExecutor) -> None:
+        from models import head_store
+
+        before = set(executor.taught)
+        try:
+            head_store.install_active(self._engine, executor)
+        except (SQLAlchemyError, ValueError) as exc:
+            # The heads it has keep serving; the next refresh tries again.
+            log.error(
+                "taught heads not refreshed",
+                extra={"event": "taught_heads_failed", "model_version": executor.version, "error": str(exc)},
+            )
+            return
+        if set(executor.taught) != before:
+            log.info(
+                "taught heads installed",
+                extra={
+                    "event": "taught_heads_installed",
+                    "model_version": executor.version,
+                    "instructions": sorted(executor.taught),
+                },
+            )
 
 
 class ClassifierProvider(_Refreshing[Classifier]):
