@@ -30,6 +30,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,10 @@ def _make(instruction: Instruction, pool: list[tuple[str, str]], held: list[tupl
     )
 
 
+def _counts(labels: list[str]) -> dict[str, int]:
+    return dict(Counter(labels))
+
+
 def macro_f1(truth: list[str], predicted: list[str], labels: list[str]) -> float:
     return float(classification_report(truth, predicted, labels)["macro_f1"])
 
@@ -227,7 +232,7 @@ def main() -> int:
     embed_s = time.monotonic() - started
     print(f"# {os.cpu_count()} cores; encoder {settings.encoder}; embeddings in {embed_s:.0f} s")
     for s in cases:
-        counts = active_learning.counts_of(s.eval_labels)
+        counts = _counts(s.eval_labels)
         print(f"# {s.instruction.name}: pool {len(s.pool_texts)}, held out {len(s.eval_texts)} {counts}")
 
     print("\n## Zero-shot (macro-F1 on held-out)")
@@ -302,7 +307,7 @@ def main() -> int:
         assert s.pool is not None and s.held is not None
         labels = s.instruction.label_names
         prior = priors[s.instruction.name]
-        random_scores, queue_scores, chosen_counts = [], [], active_learning.counts_of([])
+        random_scores, queue_scores, chosen_counts = [], [], _counts([])
         for d in range(args.draws):
             rng = random.Random(d)
             subset = rng.sample(range(len(s.pool_labels)), min(QUEUE_POOL, len(s.pool_labels)))
@@ -310,7 +315,7 @@ def main() -> int:
             random_scores.append(macro_f1(s.eval_labels, taught(s, prior, chosen).predict(s.held), labels))
             picked = _queue(s, prior, subset, 32)
             queue_scores.append(macro_f1(s.eval_labels, taught(s, prior, picked).predict(s.held), labels))
-            for label, n in active_learning.counts_of([s.pool_labels[i] for i in picked]).items():
+            for label, n in _counts([s.pool_labels[i] for i in picked]).items():
                 chosen_counts[label] = chosen_counts.get(label, 0) + n
         wins = sum(q > r for q, r in zip(queue_scores, random_scores, strict=True))
         print(

@@ -14,6 +14,7 @@ and both discount similarity to what is already labelled or chosen (maximal marg
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def select(
         return []
     k = probs.shape[1]
     entropy = -(probs * probs.clamp(min=1e-12).log()).sum(dim=1) / math.log(max(k, 2))
-    stored = counts_of(labelled_labels)
+    stored = Counter(labelled_labels)
     counts = torch.tensor([float(stored.get(label, 0)) for label in labels])
     sought = torch.zeros(k)  # picks of this call made to find a label
 
@@ -82,10 +83,3 @@ def select(
             sought[short] += 0.5
         nearest = torch.maximum(nearest, unit @ unit[best])
     return chosen
-
-
-def counts_of(labels: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return counts

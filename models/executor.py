@@ -63,7 +63,7 @@ class InstructionExecutor:
         if self.precision == "int8":
             model = _quantise_int8(model)
         self.model = model.to(self.device)
-        self._label_embeddings: dict[tuple[object, ...], torch.Tensor] = {}
+        self._zero_shot_weights: dict[tuple[object, ...], torch.Tensor] = {}
         self._taught: dict[str, LinearHead] = {}
 
     def _resolve_precision(self) -> str:
@@ -126,10 +126,10 @@ class InstructionExecutor:
     def zero_shot_head(self, instruction: Instruction) -> LinearHead:
         """The zero-shot classifier as a linear head over pooled embeddings, cached per definition."""
         key = (instruction.name, instruction.text, tuple(instruction.labels.items()))
-        cached = self._label_embeddings.get(key)
+        cached = self._zero_shot_weights.get(key)
         if cached is None:
             cached = prior_head(self.label_prompt_embeddings(instruction), instruction.label_names).weight
-            self._label_embeddings[key] = cached
+            self._zero_shot_weights[key] = cached
         return LinearHead(tuple(instruction.label_names), cached, torch.zeros(len(instruction.label_names)))
 
     def label_prompt_embeddings(self, instruction: Instruction) -> torch.Tensor:
@@ -148,6 +148,11 @@ class InstructionExecutor:
     def taught(self) -> dict[str, LinearHead]:
         return dict(self._taught)
 
+    def taught_head_for(self, instruction: Instruction) -> LinearHead | None:
+        """The taught head that answers `instruction`: one for the same name and label set."""
+        head = self._taught.get(instruction.name)
+        return head if head is not None and set(head.labels) == set(instruction.label_names) else None
+
     # --- classification ------------------------------------------------------------------------
 
     def head_for(self, instruction: Instruction) -> list[str] | None:
@@ -159,8 +164,8 @@ class InstructionExecutor:
 
     def probabilities(self, pooled: torch.Tensor, instruction: Instruction) -> tuple[torch.Tensor, bool]:
         """(n x labels in the instruction's order, zero_shot) for already-pooled embeddings."""
-        taught = self._taught.get(instruction.name)
-        if taught is not None and set(taught.labels) == set(instruction.label_names):
+        taught = self.taught_head_for(instruction)
+        if taught is not None:
             probs = taught.probabilities(pooled)
             columns = [taught.labels.index(label) for label in instruction.label_names]
             return probs[:, columns], False

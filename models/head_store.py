@@ -2,8 +2,8 @@
 
 A head is only meaningful on the representation it was fitted on, so every row names its model
 version and a worker installs only the rows of the version it has loaded. After a promotion the
-new version starts without taught heads (its own trained heads, fitted on the same labels, take
-over) unless the retrain gate carried one over because the representation did not change.
+new version starts without taught heads: its own trained heads, fitted on the same labels by the
+retrain job, take over.
 """
 
 from __future__ import annotations

@@ -41,11 +41,16 @@ def upsert(engine: Engine, instruction: Instruction) -> None:
             row.active = instruction.active
 
 
-def set_active(engine: Engine, name: str, active: bool) -> Instruction:
+def get(instructions: InstructionSet, name: str) -> Instruction:
+    """The instruction called `name`, or an error an operator can act on."""
     try:
-        instruction = current(engine).get(name)
+        return instructions.get(name)
     except KeyError:
-        raise InstructionError(f"no instruction named {name!r}") from None
+        raise InstructionError(f"no instruction named {name!r} (see `finsent instructions list`)") from None
+
+
+def set_active(engine: Engine, name: str, active: bool) -> Instruction:
+    instruction = get(current(engine), name)
     changed = Instruction(instruction.name, instruction.text, dict(instruction.labels), active)
     upsert(engine, changed)
     return changed

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from connectors.db.label_store import LabelRow, article_texts, read_labels, upsert_labels
+from connectors.db.label_store import LabelRow, article_text, article_texts, read_labels, upsert_labels
 from connectors.db.schema import Article
 from models.datasets import DataError, read_records
 from models.instructions import Instruction, InstructionSet
@@ -145,9 +145,10 @@ def annotation_queue(
     """
     from models import active_learning
 
-    labelled = read_labels(engine, instruction.name)[-pool_size:]
-    seen_articles = {r.article_id for r in labelled if r.article_id}
-    seen_texts = {r.text_hash for r in labelled}
+    every_label = read_labels(engine, instruction.name)
+    seen_articles = {r.article_id for r in every_label if r.article_id}
+    seen_texts = {r.text_hash for r in every_label}
+    labelled = every_label[-pool_size:]  # the ones embedded to keep picks away from them
     with Session(engine) as session:
         recent = session.execute(
             select(Article.id, Article.title, Article.body)
@@ -156,7 +157,7 @@ def annotation_queue(
         ).all()
     candidates: list[tuple[str, str]] = []
     for article_id, title, body in recent:
-        text = f"{title}. {body}" if body else title  # as NewsItem.text
+        text = article_text(title, body)
         if article_id not in seen_articles and text_hash(text) not in seen_texts:
             candidates.append((article_id, text))
     candidates = candidates[:pool_size]

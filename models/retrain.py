@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,10 @@ class RetrainOutcome:
 
 
 def holdout_reports(
-    executor: InstructionExecutor, holdout: list[LabelRow], instructions: InstructionSet
+    executor: InstructionExecutor, holdout: Sequence[LabelRow | Example], instructions: InstructionSet
 ) -> dict[str, dict[str, Any]]:
+    """Each instruction's report on its rows of `holdout` (labels or examples: text, instruction,
+    label), classified the way the worker classifies."""
     reports: dict[str, dict[str, Any]] = {}
     for instruction in instructions.instructions:
         rows = [r for r in holdout if r.instruction == instruction.name]

@@ -130,8 +130,7 @@ def bootstrap_difference(
 
 
 def incumbent_name(executor: InstructionExecutor, instruction: Instruction) -> str:
-    taught = executor.taught.get(instruction.name)
-    if taught is not None and set(taught.labels) == set(instruction.label_names):
+    if executor.taught_head_for(instruction) is not None:
         return "the active taught head"
     if executor.head_for(instruction) is not None:
         return f"the trained head of {executor.version}"

@@ -74,6 +74,11 @@ def count_labels_since(engine: Engine, since: datetime | None) -> int:
         return int(session.scalar(query) or 0)
 
 
+def article_text(title: str, body: str) -> str:
+    """An article's text as the worker classified it (`NewsItem.text`)."""
+    return f"{title}. {body}" if body else title
+
+
 def article_texts(engine: Engine, ids: Sequence[str]) -> dict[str, str]:
     """Title and body of the given articles (what the worker classified), by id."""
     found: dict[str, str] = {}
@@ -85,5 +90,5 @@ def article_texts(engine: Engine, ids: Sequence[str]) -> dict[str, str]:
                 )
             )
             for article_id, title, body in rows:
-                found[article_id] = f"{title}. {body}" if body else title  # as NewsItem.text
+                found[article_id] = article_text(title, body)
     return found

@@ -67,17 +67,11 @@ def _teach(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     (unknown instruction, too few labels) leaves the database as it was."""
     from connectors.db.label_store import read_labels
     from models import instruction_store
-    from models.instructions import InstructionError
     from models.labels import read_label_file, store_labels, validate
     from models.teach import check_evidence, latest_per_text, teach
 
     instructions = instruction_store.current(engine)
-    try:
-        instruction = instructions.get(args.name)
-    except KeyError:
-        raise InstructionError(
-            f"no instruction named {args.name!r} (see `finsent instructions list`)"
-        ) from None
+    instruction = instruction_store.get(instructions, args.name)
     records = read_label_file(Path(args.labels)) if args.labels else []
     provenance = f"teach:{Path(args.labels).name}" if args.labels else ""
     rows, rejected = validate(records, instructions, engine, provenance, args.annotator or "")
@@ -314,7 +308,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
-    from models.instructions import InstructionError
     from models.labels import annotation_queue, import_file, write_jsonl
 
     engine = open_engine(settings)
@@ -324,11 +317,7 @@ def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{args.file}:{line}: rejected: {reason}", file=sys.stderr)
         print(json.dumps(report.summary()))
         return 0 if report.stored or not report.rejected else 1
-    instructions = instruction_store.current(engine)
-    try:
-        instruction = instructions.get(args.instruction)
-    except KeyError:
-        raise InstructionError(f"no instruction named {args.instruction!r}") from None
+    instruction = instruction_store.get(instruction_store.current(engine), args.instruction)
     executor = _executor(settings, engine, args.model)
     entries = annotation_queue(engine, executor, instruction, args.n, args.pool)
     if args.output:

@@ -90,16 +90,16 @@ def demo_model(settings: Settings, engine: Engine) -> DemoModel | None:
 def _train(
     settings: Settings, registry: Any, recipe: Any, examples: list[Any], instructions: Any
 ) -> tuple[str, dict[str, dict[str, Any]]]:
-    from dataclasses import replace as dc_replace
-
     from models.encoder import load_encoder
-    from models.evaluation import classification_report
     from models.instructions import InstructionSet
     from models.labels import is_holdout, text_hash
+    from models.registry import compact_metrics
+    from models.retrain import holdout_reports
     from models.training import Trainer
 
-    held = [e for e in examples if is_holdout(text_hash(e.text), HELD_OUT_SHARE)]
-    train = [e for e in examples if not is_holdout(text_hash(e.text), HELD_OUT_SHARE)]
+    sides = [is_holdout(text_hash(e.text), HELD_OUT_SHARE) for e in examples]
+    held = [e for e, is_held in zip(examples, sides, strict=True) if is_held]
+    train = [e for e, is_held in zip(examples, sides, strict=True) if not is_held]
     trained = InstructionSet.of(
         i for i in instructions.instructions if i.name in {e.instruction for e in train}
     )
@@ -108,22 +108,7 @@ def _train(
         f"{len(train)} examples; cached for later runs)"
     )
     tokenizer, encoder = load_encoder(settings.encoder, settings.cache_dir)
-    result = Trainer(encoder, tokenizer, trained, dc_replace(recipe.config, progress=False)).fit(train)
+    result = Trainer(encoder, tokenizer, trained, recipe.config).fit(train)
     version = registry.register(result, tokenizer, trained, settings.encoder, reason="the demo's quick model")
-    executor = registry.load(version)
-    held_out: dict[str, dict[str, Any]] = {}
-    for instruction in trained.instructions:
-        rows = [e for e in held if e.instruction == instruction.name]
-        if not rows:
-            continue
-        pooled = executor.embed([e.text for e in rows])
-        probs, _ = executor.probabilities(pooled, instruction)
-        names = instruction.label_names
-        predicted = [names[i] for i in probs.argmax(dim=-1).tolist()]
-        report = classification_report([e.label for e in rows], predicted, names)
-        held_out[instruction.name] = {
-            "accuracy": round(report["accuracy"], 4),
-            "macro_f1": round(report["macro_f1"], 4),
-            "n": report["n"],
-        }
+    held_out = compact_metrics(holdout_reports(registry.load(version), held, trained))
     return version, held_out
