@@ -1,9 +1,10 @@
 """Taught heads in the `instruction_heads` table: one active head per instruction and model version.
 
 A head is only meaningful on the representation it was fitted on, so every row names its model
-version and a worker installs only the rows of the version it has loaded. After a promotion the
-new version starts without taught heads: its own trained heads, fitted on the same labels by the
-retrain job, take over.
+version and a worker installs only the rows of the version it has loaded. A retrain in `heads`
+mode keeps the encoder, so an instruction whose taught head it keeps gets that head carried over
+to the new version (`models.retrain`); a full fine-tune starts the new version without taught
+heads.
 """
 
 from __future__ import annotations

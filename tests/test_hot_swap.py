@@ -121,6 +121,7 @@ def test_labels_retrain_and_hot_swap_without_loss(
     outcome = json.loads(stack.finsent("retrain", timeout=600).stdout.splitlines()[-1])
     assert outcome["status"] == "promoted", outcome
     assert outcome["compared_with"] == "base:minilm"
+    assert outcome["heads"] == {"sentiment": "candidate"}  # topic had no labels: still zero-shot
     new_version = outcome["version"]
     time.sleep(2.5)  # > model_refresh_s
     third = _ingest(stack, posts, 80)  # 40 of these are new

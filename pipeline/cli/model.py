@@ -340,6 +340,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
                 "version": outcome.version,
                 "compared_with": outcome.active_version,
                 "reason": outcome.reason,
+                "heads": outcome.heads,
                 "holdout": {"candidate": outcome.candidate, "active": outcome.active},
                 "seconds": round(outcome.seconds, 1),
             }
