@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot bench-entities
 
 venv:
 	bash scripts/bootstrap.sh
@@ -30,3 +30,6 @@ bench-scrape: venv
 
 bench-fewshot: venv
 	.venv/bin/python bench/fewshot.py
+
+bench-entities: venv
+	.venv/bin/python bench/entity_sentiment.py

@@ -7,7 +7,11 @@ same query replays history by passing an earlier `now`.
 
 The dimension is `ticker` (the article_tickers links: cashtags and recognised company names) or
 the name of any instruction (its label is the key: `topic`, or one an operator added). Sentiment
-comes from each article's latest prediction of the sentiment instruction.
+comes from each article's latest prediction of the sentiment instruction; per ticker it is the
+sentiment *toward that ticker* (the latest entity-level prediction for the ticker's company in
+that article) where the model gave one, so "Tesla beats; Ford cuts guidance" is negative for F
+only. Articles without one (a cashtag the text never names, rows from before entity scope) count
+with the article's sentiment, as `v_ticker_sentiment_*` do.
 """
 
 from __future__ import annotations
@@ -98,18 +102,39 @@ def series_sql(dialect: str, query: SeriesQuery) -> str:
     # CROSS JOIN + WHERE is an inner join to PostgreSQL; to SQLite it also fixes the join order,
     # so predictions are looked up per recent article (by article id) instead of every
     # prediction of the instruction being scanned.
+    def signed(alias: str) -> str:
+        return (
+            f"{json_number(dialect, f'{alias}.distribution', query.positive_label)}"
+            f" - {json_number(dialect, f'{alias}.distribution', query.negative_label)}"
+        )
+
     if query.dimension == TICKER:
         keyed = """
     SELECT r.id, r.published_at, k.ticker AS series_key
     FROM recent r JOIN article_tickers k ON k.article_id = r.id"""
+        toward = """,
+toward AS (
+    SELECT e.article_id, e.ticker, e.label, e.distribution,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.article_id, e.ticker ORDER BY e.created_at DESC, e.entity, e.id DESC
+           ) AS rn
+    FROM recent r CROSS JOIN entity_predictions e
+    WHERE e.article_id = r.id AND e.instruction = :sentiment AND e.ticker IS NOT NULL
+)"""
+        joined = """
+LEFT JOIN toward t ON t.article_id = keyed.id AND t.ticker = keyed.series_key AND t.rn = 1"""
+        label, rated = "COALESCE(t.label, s.label)", "COALESCE(t.article_id, s.article_id)"
+        signed_value = (
+            f"CASE WHEN t.article_id IS NOT NULL THEN {signed('t')} "
+            f"WHEN s.article_id IS NOT NULL THEN {signed('s')} ELSE 0 END"
+        )
     else:
         keyed = """
     SELECT r.id, r.published_at, d.label AS series_key
     FROM recent r JOIN latest d ON d.article_id = r.id AND d.instruction = :dimension AND d.rn = 1"""
-    signed = (
-        f"{json_number(dialect, 's.distribution', query.positive_label)}"
-        f" - {json_number(dialect, 's.distribution', query.negative_label)}"
-    )
+        toward, joined = "", ""
+        label, rated = "s.label", "s.article_id"
+        signed_value = f"CASE WHEN s.article_id IS NULL THEN 0 ELSE {signed('s')} END"
     age = f"(:end_epoch - {_epoch(dialect, 'keyed.published_at')}) / :bucket_s"
     return f"""
 WITH recent AS (
@@ -123,16 +148,16 @@ latest AS (
            ) AS rn
     FROM recent r CROSS JOIN predictions p
     WHERE p.article_id = r.id AND p.instruction IN (:dimension, :sentiment)
-),
+){toward},
 keyed AS ({keyed}
 )
 SELECT keyed.series_key, {_floor_int(dialect, age)} AS idx,
        COUNT(*) AS items,
-       SUM(CASE WHEN s.label = :negative THEN 1 ELSE 0 END) AS negative,
-       COUNT(s.article_id) AS rated,
-       COALESCE(SUM(CASE WHEN s.article_id IS NULL THEN 0 ELSE {signed} END), 0) AS signed_sum
+       SUM(CASE WHEN {label} = :negative THEN 1 ELSE 0 END) AS negative,
+       COUNT({rated}) AS rated,
+       COALESCE(SUM({signed_value}), 0) AS signed_sum
 FROM keyed
-LEFT JOIN latest s ON s.article_id = keyed.id AND s.instruction = :sentiment AND s.rn = 1
+LEFT JOIN latest s ON s.article_id = keyed.id AND s.instruction = :sentiment AND s.rn = 1{joined}
 GROUP BY keyed.series_key, idx"""
 
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.companies import company_tickers
+from connectors.entities import EntityListError, check_entity_list
 
 SCHEMA_VERSION = 1
 
@@ -119,6 +120,8 @@ class NewsItem(BaseModel):
     # none, e.g. a paywall, and the body is the listing's summary); None for items not scraped.
     extracted: bool | None = None
     author: str | None = Field(default=None, max_length=300)
+    # Entities to judge the item for, as the producer names them; None: the worker recognises them.
+    entities: list[str] | None = None
 
     @field_validator("published_at", "fetched_at", mode="before")
     @classmethod
@@ -225,6 +228,11 @@ def parse_message(value: bytes | None, *, max_title_chars: int, max_body_chars: 
         field_value = data.get(field)
         if isinstance(field_value, str) and len(field_value) > limit:
             return Rejection("field_too_large", f"{field} has {len(field_value)} characters, limit {limit}")
+    if data.get("entities") is not None:
+        try:
+            data["entities"] = check_entity_list(data["entities"])
+        except EntityListError as exc:
+            return Rejection("invalid_entities", str(exc))
     try:
         item = NewsItem.model_validate(data)
     except (ValidationError, RecursionError) as exc:

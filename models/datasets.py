@@ -30,6 +30,12 @@ class Example:
     text: str
     instruction: str
     label: str
+    entity: str | None = None  # set: the label is the instruction's answer for this entity
+
+    @property
+    def head(self) -> str:
+        """The head that learns from it: the instruction's, or its entity head."""
+        return f"{self.instruction}@entity" if self.entity is not None else self.instruction
 
 
 def parse_label_map(spec: str | None) -> dict[str, str]:
@@ -112,6 +118,9 @@ def fingerprint(examples: Iterable[Example]) -> str:
     """Identifies the training data: same examples in the same order → same fingerprint."""
     digest = hashlib.sha256()
     for example in examples:
-        digest.update(json.dumps([example.instruction, example.label, example.text]).encode())
+        fields = [example.instruction, example.label, example.text]
+        if example.entity is not None:  # article examples keep the fingerprints they always had
+            fields.append(example.entity)
+        digest.update(json.dumps(fields).encode())
         digest.update(b"\n")
     return digest.hexdigest()

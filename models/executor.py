@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from models.classifier import Output
+from connectors.entities import locate
+from models.classifier import EntityAnswer, ItemAnswer, Output
 from models.encoder import choose_device, configure_cpu_threads
 from models.fewshot import PROMPT_TEMPLATES, LinearHead, prior_head, prompts
 from models.instructions import Instruction, InstructionSet
-from models.network import InstructionModel
+from models.network import InstructionModel, entity_head, entity_token_mask, mean_pool
 from models.text import prepare_text
 
 log = logging.getLogger(__name__)
+
+CONTEXT_TOKENS = 4  # tokens each side of an entity that its heads-less fallback reads
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,20 @@ class InstructionExecutor:
 
     # --- embeddings ----------------------------------------------------------------------------
 
-    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    def _batches(
+        self, texts: Sequence[str], offsets: list[list[tuple[int, int]]] | None = None
+    ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Length-sorted batches under the token budget; fills `offsets` (characters of each token
+        in the prepared text) when given, for entity pooling."""
         encoded = self.tokenizer(
             [prepare_text(t) for t in texts],
             truncation=True,
             max_length=self.options.max_length,
             padding=False,
+            return_offsets_mapping=offsets is not None,
         )
+        if offsets is not None:
+            offsets.extend([tuple(pair) for pair in row] for row in encoded["offset_mapping"])
         ids: list[list[int]] = encoded["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = 0
@@ -122,6 +132,64 @@ class InstructionExecutor:
                 pooled = self.model.embed(batch["input_ids"], batch["attention_mask"])
                 result[torch.tensor(members)] = pooled.float().cpu()
         return result
+
+    def embed_entities(
+        self, texts: Sequence[str], entities: Sequence[Sequence[str]]
+    ) -> tuple[torch.Tensor, EntityFeatures]:
+        """One encoder pass: each text's pooled embedding, and for every (text, entity) pair the
+        mean over the entity's tokens and over a window of tokens around them. An entity the
+        text does not contain (or that truncation cut off) is read as given: its own string is
+        embedded, in one extra pass over all such strings of the batch."""
+        hidden_size = int(self.model.encoder.config.hidden_size)
+        pooled = torch.empty((len(texts), hidden_size), dtype=torch.float32)
+        pairs = [(i, name) for i, names in enumerate(entities) for name in names]
+        entity_vectors = torch.zeros((len(pairs), hidden_size), dtype=torch.float32)
+        context = torch.zeros((len(pairs), hidden_size), dtype=torch.float32)
+        found = [False] * len(pairs)
+        prepared = [prepare_text(t) for t in texts]
+        by_text: dict[int, list[int]] = {}
+        for p, (i, _) in enumerate(pairs):
+            by_text.setdefault(i, []).append(p)
+        offsets: list[list[tuple[int, int]]] = []
+        with torch.inference_mode(), self._autocast():
+            for members, batch in self._batches(texts, offsets):
+                mask = batch["attention_mask"]
+                hidden = self.model.encoder(
+                    input_ids=batch["input_ids"], attention_mask=mask
+                ).last_hidden_state
+                pooled[torch.tensor(members)] = mean_pool(hidden, mask).float().cpu()
+                rows = [(local, p) for local, i in enumerate(members) for p in by_text.get(i, [])]
+                if not rows:
+                    continue
+                length = mask.shape[1]
+                batch_offsets = torch.zeros((len(members), length, 2), dtype=torch.long)
+                for local, i in enumerate(members):
+                    batch_offsets[local, : len(offsets[i])] = torch.tensor(offsets[i])
+                locals_ = torch.tensor([local for local, _ in rows])
+                token_mask = entity_token_mask(
+                    batch_offsets[locals_], [locate(prepared[pairs[p][0]], pairs[p][1]) for _, p in rows]
+                ).to(hidden.device)
+                window = nn.functional.max_pool1d(
+                    token_mask[:, None, :],
+                    kernel_size=2 * CONTEXT_TOKENS + 1,
+                    stride=1,
+                    padding=CONTEXT_TOKENS,
+                )[:, 0, :] * mask[locals_.to(mask.device)].to(token_mask.dtype)
+                states = hidden[locals_.to(hidden.device)]
+                ent = mean_pool(states, token_mask).float().cpu()
+                ctx = mean_pool(states, window).float().cpu()
+                present = (token_mask.sum(dim=1) > 0).cpu().tolist()
+                for row, (_, p) in enumerate(rows):
+                    if present[row]:
+                        entity_vectors[p], context[p], found[p] = ent[row], ctx[row], True
+        missing = [p for p, ok in enumerate(found) if not ok]
+        if missing:
+            as_given = self.embed([pairs[p][1] for p in missing])
+            entity_vectors[missing] = as_given
+            context[missing] = as_given
+        for p in range(len(pairs)):
+            found[p] = found[p] or bool(locate(prepared[pairs[p][0]], pairs[p][1]))
+        return pooled, EntityFeatures(pairs, pooled[[i for i, _ in pairs]], entity_vectors, context, found)
 
     def zero_shot_head(self, instruction: Instruction) -> LinearHead:
         """The zero-shot classifier as a linear head over pooled embeddings, cached per definition."""
@@ -180,28 +248,88 @@ class InstructionExecutor:
             return probs[:, columns], False
         return self.zero_shot_head(instruction).probabilities(pooled), True
 
+    def entity_probabilities(
+        self, features: EntityFeatures, instruction: Instruction
+    ) -> tuple[torch.Tensor, bool]:
+        """(pairs x labels, zero_shot) for one entity-scoped instruction. With an entity head it
+        reads the text and the entity together; without one, the article-level answer (taught,
+        trained or zero-shot) is read off the window around the entity instead of the whole text."""
+        key = entity_head(instruction.name)
+        labels = self.model.head_labels.get(key)
+        if labels is None or set(labels) != set(instruction.label_names):
+            return self.probabilities(features.context, instruction)
+        with torch.inference_mode():
+            head = cast(nn.Linear, self.model.heads[key])
+            weight, bias = head.weight.detach().float().cpu(), head.bias.detach().float().cpu()
+            joined = torch.cat([features.text, features.entity], dim=-1)
+            probs = torch.softmax(joined @ weight.T + bias, dim=-1)
+        columns = [labels.index(label) for label in instruction.label_names]
+        return probs[:, columns], False
+
     def classify(self, texts: Sequence[str], instructions: InstructionSet) -> list[dict[str, Output]]:
-        try:
-            pooled = self.embed(texts)
-        except torch.OutOfMemoryError:
-            # Hand the failed batch's cached blocks back before the caller retries in halves;
-            # otherwise the smaller retries can fail on memory the big one left reserved.
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            raise
-        results: list[dict[str, Output]] = [{} for _ in texts]
-        for instruction in instructions.active:
-            probs, zero_shot = self.probabilities(pooled, instruction)
-            names = instruction.label_names
-            best = probs.argmax(dim=-1).tolist()
-            for row, (index, values) in enumerate(zip(best, probs.tolist(), strict=True)):
-                results[row][instruction.name] = Output(
-                    label=names[index],
-                    score=float(values[index]),
-                    distribution=dict(zip(names, values, strict=True)),
-                    zero_shot=zero_shot,
-                )
+        pooled = _freeing_cuda_on_oom(lambda: self.embed(texts))
+        return _answers(len(texts), [(i, *self.probabilities(pooled, i)) for i in instructions.per_article])
+
+    def classify_items(
+        self, texts: Sequence[str], instructions: InstructionSet, entities: Sequence[Sequence[str]]
+    ) -> list[ItemAnswer]:
+        """Article answers and, for every entity of every text, every entity-scoped instruction's
+        answer, from one encoder pass over the texts."""
+        per_entity = instructions.per_entity
+        if not per_entity or not any(entities):
+            return [ItemAnswer(article, {}) for article in self.classify(texts, instructions)]
+        pooled, features = _freeing_cuda_on_oom(lambda: self.embed_entities(texts, entities))
+        articles = _answers(
+            len(texts), [(i, *self.probabilities(pooled, i)) for i in instructions.per_article]
+        )
+        per_pair = _answers(
+            len(features.pairs), [(i, *self.entity_probabilities(features, i)) for i in per_entity]
+        )
+        results = [ItemAnswer(article, {}) for article in articles]
+        for p, (i, name) in enumerate(features.pairs):
+            results[i].entities[name] = EntityAnswer(features.found[p], per_pair[p])
         return results
+
+
+@dataclass(frozen=True)
+class EntityFeatures:
+    """Per (text index, entity) pair: the text's pooled embedding, the entity's, the window's."""
+
+    pairs: list[tuple[int, str]]
+    text: torch.Tensor
+    entity: torch.Tensor
+    context: torch.Tensor
+    found: list[bool]
+
+
+def _answers(n: int, scored: Sequence[tuple[Instruction, torch.Tensor, bool]]) -> list[dict[str, Output]]:
+    """n rows of outputs from each instruction's probabilities (rows x labels, in its order)."""
+    results: list[dict[str, Output]] = [{} for _ in range(n)]
+    for instruction, probs, zero_shot in scored:
+        names = instruction.label_names
+        best = probs.argmax(dim=-1).tolist()
+        for row, (index, values) in enumerate(zip(best, probs.tolist(), strict=True)):
+            results[row][instruction.name] = Output(
+                label=names[index],
+                score=float(values[index]),
+                distribution=dict(zip(names, values, strict=True)),
+                zero_shot=zero_shot,
+            )
+    return results
+
+
+T = TypeVar("T")
+
+
+def _freeing_cuda_on_oom(run: Callable[[], T]) -> T:
+    try:
+        return run()
+    except torch.OutOfMemoryError:
+        # Hand the failed batch's cached blocks back before the caller retries in halves;
+        # otherwise the smaller retries can fail on memory the big one left reserved.
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise
 
 
 def _quantise_int8(model: InstructionModel) -> InstructionModel:

@@ -6,6 +6,8 @@ one's text or labels, or disable it, without a code change or a restart.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +19,9 @@ def current(engine: Engine) -> InstructionSet:
     with Session(engine) as session:
         rows = session.scalars(select(InstructionRow)).all()
         overrides = [
-            Instruction(name=row.name, text=row.text, labels=dict(row.labels), active=row.active)
+            Instruction(
+                name=row.name, text=row.text, labels=dict(row.labels), active=row.active, scope=row.scope
+            )
             for row in rows
         ]
     return merge(builtin(), overrides)
@@ -33,12 +37,14 @@ def upsert(engine: Engine, instruction: Instruction) -> None:
                     text=instruction.text,
                     labels=dict(instruction.labels),
                     active=instruction.active,
+                    scope=instruction.scope,
                 )
             )
         else:
             row.text = instruction.text
             row.labels = dict(instruction.labels)
             row.active = instruction.active
+            row.scope = instruction.scope
 
 
 def get(instructions: InstructionSet, name: str) -> Instruction:
@@ -51,6 +57,6 @@ def get(instructions: InstructionSet, name: str) -> Instruction:
 
 def set_active(engine: Engine, name: str, active: bool) -> Instruction:
     instruction = get(current(engine), name)
-    changed = Instruction(instruction.name, instruction.text, dict(instruction.labels), active)
+    changed = replace(instruction, active=active)
     upsert(engine, changed)
     return changed

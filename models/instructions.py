@@ -1,4 +1,9 @@
-"""Instructions as data: a name, a natural-language text and a label set with descriptions."""
+"""Instructions as data: a name, a natural-language text, a label set with descriptions and a scope.
+
+The scope says what an instruction is asked about: `article` (one answer per item), `entity` (one
+answer per entity the item names: "how is this news for ENTITY?") or `both` (the built-in
+sentiment). Every scope is answered from the same encoder pass.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ from connectors.errors import UserInputError
 
 BUILTIN_PATH = Path(__file__).with_name("instructions.yaml")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Keys that describe an entity beside its answers in `classify` and `news.classified` output.
+RESERVED_NAMES = frozenset({"kind", "ticker", "found", "entities", "id"})
+ARTICLE = "article"
+ENTITY = "entity"
+BOTH = "both"
+SCOPES = (ARTICLE, ENTITY, BOTH)
 
 
 class InstructionError(UserInputError, ValueError):
@@ -26,10 +37,19 @@ class Instruction:
     text: str
     labels: dict[str, str]  # label -> one-line description, in output order
     active: bool = True
+    scope: str = ARTICLE
 
     @property
     def label_names(self) -> list[str]:
         return list(self.labels)
+
+    @property
+    def per_article(self) -> bool:
+        return self.scope in (ARTICLE, BOTH)
+
+    @property
+    def per_entity(self) -> bool:
+        return self.scope in (ENTITY, BOTH)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instruction:
@@ -37,6 +57,10 @@ class Instruction:
         if not _NAME.match(name):
             raise InstructionError(
                 f"instruction name {name!r}: lower-case letters, digits and _, starting with a letter"
+            )
+        if name in RESERVED_NAMES:
+            raise InstructionError(
+                f"instruction name {name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))})"
             )
         text = str(data.get("text", "")).strip()
         if not text:
@@ -52,10 +76,19 @@ class Instruction:
             )
         if len(labels) < 2:
             raise InstructionError(f"instruction {name!r} needs at least two labels")
-        return cls(name=name, text=text, labels=labels, active=bool(data.get("active", True)))
+        scope = str(data.get("scope") or ARTICLE)
+        if scope not in SCOPES:
+            raise InstructionError(f"instruction {name!r}: scope {scope!r} is not one of {', '.join(SCOPES)}")
+        return cls(name=name, text=text, labels=labels, active=bool(data.get("active", True)), scope=scope)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "text": self.text, "labels": dict(self.labels), "active": self.active}
+        return {
+            "name": self.name,
+            "text": self.text,
+            "labels": dict(self.labels),
+            "active": self.active,
+            "scope": self.scope,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,14 @@ class InstructionSet:
     @property
     def active(self) -> list[Instruction]:
         return [i for i in self.instructions if i.active]
+
+    @property
+    def per_article(self) -> list[Instruction]:
+        return [i for i in self.active if i.per_article]
+
+    @property
+    def per_entity(self) -> list[Instruction]:
+        return [i for i in self.active if i.per_entity]
 
     def get(self, name: str) -> Instruction:
         for instruction in self.instructions:

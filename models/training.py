@@ -26,10 +26,11 @@ from torch import nn
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from connectors.entities import locate
 from models.datasets import DataError, Example, fingerprint
 from models.evaluation import classification_report
 from models.instructions import InstructionSet
-from models.network import InstructionModel
+from models.network import InstructionModel, entity_head, entity_token_mask
 from models.text import prepare_text
 
 log = logging.getLogger(__name__)
@@ -85,22 +86,22 @@ def seed_everything(seed: int) -> None:
 
 
 def split(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Deduplicate by (instruction, text), then hold out `val_fraction` of every (instruction, label)."""
-    seen: set[tuple[str, str]] = set()
+    """Deduplicate by (head, text, entity), then hold out `val_fraction` of every (head, label)."""
+    seen: set[tuple[str, str, str | None]] = set()
     unique: list[Example] = []
     for example in examples:
-        key = (example.instruction, prepare_text(example.text).casefold())
+        key = (example.head, prepare_text(example.text).casefold(), example.entity)
         if key not in seen:
             seen.add(key)
             unique.append(example)
     groups: dict[tuple[str, str], list[Example]] = defaultdict(list)
     for example in unique:
-        groups[(example.instruction, example.label)].append(example)
+        groups[(example.head, example.label)].append(example)
     rng = random.Random(seed)
     train: list[Example] = []
     val: list[Example] = []
-    for key in sorted(groups):
-        members = groups[key]
+    for group in sorted(groups):
+        members = groups[group]
         rng.shuffle(members)
         n_val = round(len(members) * val_fraction) if len(members) >= 5 else 0
         val.extend(members[:n_val])
@@ -110,7 +111,7 @@ def split(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[
 
 
 def _class_weights(train: Sequence[Example], name: str, labels: list[str], power: float) -> torch.Tensor:
-    counts = Counter(e.label for e in train if e.instruction == name)
+    counts = Counter(e.label for e in train if e.head == name)
     total = sum(counts.values())
     weights = torch.tensor([(total / (len(labels) * max(counts[label], 1))) ** power for label in labels])
     return weights / (weights * torch.tensor([counts[label] for label in labels])).sum() * total
@@ -137,23 +138,48 @@ class Trainer:
 
     # --- shared pieces -------------------------------------------------------------------------
 
-    def _tokenise(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def _add_entity_heads(self, examples: Sequence[Example]) -> None:
+        """An entity head only for instructions that have entity examples: a head that learned
+        nothing would answer every entity with noise."""
+        wanted = {e.instruction for e in examples if e.entity is not None}
+        for name in sorted(wanted):
+            instruction = self.instructions.get(name)
+            if not instruction.per_entity:
+                raise DataError(f"entity examples for {name!r}, whose scope is {instruction.scope!r}")
+            key = entity_head(name)
+            if key not in self.head_labels:
+                self.head_labels[key] = instruction.label_names
+                self.model.head_labels[key] = instruction.label_names
+                self.model.heads[key] = nn.Linear(2 * self.model.hidden, len(instruction.label_names)).to(
+                    self.device
+                )
+
+    def _tokenise(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """input_ids, attention_mask and entity_mask (the tokens of each row's entity, wherever it
+        occurs in the text; all zero for article rows)."""
+        prepared = [prepare_text(e.text) for e in examples]
         batch = self.tokenizer(
-            [prepare_text(t) for t in texts],
+            prepared,
             truncation=True,
             max_length=self.config.max_length,
             padding=True,
             return_tensors="pt",
+            return_offsets_mapping=True,
         )
-        return {k: v.to(self.device) for k, v in batch.items() if k in {"input_ids", "attention_mask"}}
+        batch["entity_mask"] = entity_token_mask(
+            batch["offset_mapping"],
+            [locate(t, e.entity) if e.entity else () for t, e in zip(prepared, examples, strict=True)],
+        )
+        keep = {"input_ids", "attention_mask", "entity_mask"}
+        return {k: v.to(self.device) for k, v in batch.items() if k in keep}
 
     def _targets(self, batch: Sequence[Example]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per instruction: (row indices in the batch, label indices)."""
+        """Per head: (row indices in the batch, label indices)."""
         rows: dict[str, list[int]] = defaultdict(list)
         labels: dict[str, list[int]] = defaultdict(list)
         for i, example in enumerate(batch):
-            rows[example.instruction].append(i)
-            labels[example.instruction].append(self.head_labels[example.instruction].index(example.label))
+            rows[example.head].append(i)
+            labels[example.head].append(self.head_labels[example.head].index(example.label))
         return {
             name: (
                 torch.tensor(rows[name], device=self.device),
@@ -186,12 +212,12 @@ class Trainer:
     def _evaluate(self, val: Sequence[Example], embeddings: torch.Tensor | None = None) -> dict[str, Any]:
         self.model.eval()
         if embeddings is None:
-            embeddings = self._embed([e.text for e in val])
+            embeddings = self._embed(val)
         reports: dict[str, Any] = {}
         with torch.inference_mode():
             logits = self.model.logits(embeddings.to(self.device))
         for name, labels in self.head_labels.items():
-            rows = [i for i, e in enumerate(val) if e.instruction == name]
+            rows = [i for i, e in enumerate(val) if e.head == name]
             if not rows:
                 continue
             predicted = logits[name][torch.tensor(rows, device=self.device)].argmax(-1).tolist()
@@ -200,10 +226,11 @@ class Trainer:
             )
         return reports
 
-    def _embed(self, texts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
+    def _embed(self, examples: Sequence[Example], batch_size: int = 128) -> torch.Tensor:
+        """n x 2H features (`InstructionModel.features`) of the examples, in their order."""
         self.model.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty((len(texts), int(self.model.encoder.config.hidden_size)), device=self.device)
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].text))
+        out = torch.empty((len(examples), 2 * self.model.hidden), device=self.device)
         with torch.inference_mode():
             for start in tqdm(
                 range(0, len(order), batch_size),
@@ -212,9 +239,9 @@ class Trainer:
                 disable=not self.config.progress,
             ):
                 members = order[start : start + batch_size]
-                batch = self._tokenise([texts[i] for i in members])
-                out[torch.tensor(members, device=self.device)] = self.model.embed(
-                    batch["input_ids"], batch["attention_mask"]
+                batch = self._tokenise([examples[i] for i in members])
+                out[torch.tensor(members, device=self.device)] = self.model.features(
+                    batch["input_ids"], batch["attention_mask"], batch["entity_mask"]
                 ).float()
         return out
 
@@ -228,6 +255,7 @@ class Trainer:
         unknown = {e.instruction for e in examples} - set(self.head_labels)
         if unknown:
             raise DataError(f"examples for unknown instructions: {sorted(unknown)}")
+        self._add_entity_heads(examples)
         started = time.monotonic()
         train, val = split(examples, self.config.val_fraction, self.config.seed)
         if not train:
@@ -250,8 +278,8 @@ class Trainer:
         else:
             raise ValueError(f"unknown training mode {self.config.mode!r}; expected heads or full")
         counts = {
-            "train": dict(Counter(e.instruction for e in train)),
-            "validation": dict(Counter(e.instruction for e in val)),
+            "train": dict(Counter(e.head for e in train)),
+            "validation": dict(Counter(e.head for e in val)),
         }
         self.model.eval()
         return TrainResult(
@@ -269,8 +297,8 @@ class Trainer:
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         for parameter in self.model.encoder.parameters():
             parameter.requires_grad_(False)
-        train_x = self._embed([e.text for e in train])
-        val_x = self._embed([e.text for e in val]) if val else None
+        train_x = self._embed(train)
+        val_x = self._embed(val) if val else None
         optimiser = torch.optim.AdamW(
             self.model.heads.parameters(), lr=self.config.head_lr * 5, weight_decay=self.config.weight_decay
         )
@@ -360,9 +388,11 @@ class Trainer:
             running = 0.0
             out_of_time = False
             for step, batch in enumerate(bar, 1):
-                inputs = self._tokenise([e.text for e in batch])
-                pooled = self.model.embed(inputs["input_ids"], inputs["attention_mask"])
-                loss = self._loss(self.model.logits(pooled), batch, losses)
+                inputs = self._tokenise(batch)
+                features = self.model.features(
+                    inputs["input_ids"], inputs["attention_mask"], inputs["entity_mask"]
+                )
+                loss = self._loss(self.model.logits(features), batch, losses)
                 optimiser.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

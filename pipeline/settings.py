@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     # --- where state lives -------------------------------------------------------------------
     home: Path = Field(default=REPO_ROOT / ".finsent", description="All local state: db, models, Kafka data.")
     data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="Labelled data sets.")
+    companies_file: Path | None = Field(
+        default=None,
+        description="The SEC's company_tickers.json the entity recogniser matches names and tickers "
+        "against; default DATA_DIR/companies/sec_company_tickers.json. Missing: aliases only.",
+    )
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under home.")
     cache_dir: Path = Field(default=Path.home() / ".cache" / "finsent", description="Downloaded artifacts.")
     dev_postgres_port: int = Field(default=55432, description="Port of the development PostgreSQL.")
@@ -179,6 +184,8 @@ class Settings(BaseSettings):
     def _derive_defaults(self) -> Settings:
         self.home = self.home.expanduser().resolve()
         self.data_dir = self.data_dir.expanduser().resolve()
+        if self.companies_file is None:
+            self.companies_file = self.data_dir / "companies" / "sec_company_tickers.json"
         self.cache_dir = self.cache_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'finsent.db'}"

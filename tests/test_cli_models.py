@@ -63,10 +63,20 @@ def test_classify_round_trip_jsonl_and_csv_with_runtime_instructions(tmp_path: P
     lines = read_jsonl(tmp_path / "a.jsonl")
     assert [line["id"] for line in lines] == ["n0", "n1", "n2"]
     for line in lines:
-        assert set(line) == {"id", "sentiment", "urgency"}  # topic disabled, urgency added at runtime
+        # topic disabled, urgency added at runtime; entities found, judged by entity-scoped sentiment
+        assert set(line) == {"id", "sentiment", "urgency", "entities"}
         check_line(line, "sentiment", SENTIMENT)
+        for entity in line["entities"].values():
+            check_line(entity, "sentiment", SENTIMENT)
+            assert "urgency" not in entity  # article scope only
         check_line(line, "urgency", {"urgent", "routine"})
         assert line["urgency"]["zero_shot"] is True
+
+    assert {k: (v["kind"], v["ticker"]) for k, v in lines[0]["entities"].items()} == {
+        "Oil": ("other", None),
+        "OPEC": ("other", None),
+    }
+    assert set(lines[1]["entities"]) == {"Bank of England"}
 
     run(home, "instructions", "enable", "topic")
     run(home, "classify", "--input", str(csv_path), "--output", str(tmp_path / "b.jsonl"))

@@ -13,7 +13,14 @@ from sqlalchemy import Engine, text
 
 from connectors.db.engine import make_engine
 from connectors.db.schema import Base
-from connectors.db.writer import ArticleRow, DeadLetterRow, PredictionRow, count_rows, write_batch
+from connectors.db.writer import (
+    ArticleRow,
+    DeadLetterRow,
+    EntityPredictionRow,
+    PredictionRow,
+    count_rows,
+    write_batch,
+)
 
 ANALYST_SQL = Path(__file__).resolve().parents[1] / "docs" / "analyst-sql.md"
 
@@ -38,17 +45,41 @@ def _article(i: int, sentiment: str, topic: str, tickers: list[str], hour: int =
     )
 
 
+def _entity(entity: str, ticker: str | None, sentiment: str) -> EntityPredictionRow:
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
+    probs[sentiment] = 0.8
+    kind = "company" if ticker else "other"
+    return EntityPredictionRow(entity, kind, ticker, True, "sentiment", sentiment, 0.8, probs, "v1")
+
+
 def _fill(engine: Engine) -> None:
+    mixed = _article(2, "negative", "Earnings", ["AAPL", "MSFT"])  # bad for Apple, good for Microsoft
+    mixed.entity_predictions = [
+        _entity("Apple", "AAPL", "negative"),
+        _entity("Microsoft", "MSFT", "positive"),
+        _entity("Nasdaq", None, "neutral"),
+    ]
     rows = [
         _article(1, "negative", "Earnings", ["AAPL"]),
-        _article(2, "negative", "Earnings", ["AAPL", "MSFT"]),
+        mixed,
         _article(3, "positive", "Earnings", ["MSFT"]),
         _article(4, "neutral", "Macro", [], hour=11),
     ]
     first = write_batch(engine, rows, [DeadLetterRow("news.raw", 0, 7, None, "invalid_json", "bad", 3)])
-    assert (first.articles_inserted, first.predictions_inserted, first.dead_letters_inserted) == (4, 8, 1)
+    assert (
+        first.articles_inserted,
+        first.predictions_inserted,
+        first.dead_letters_inserted,
+        first.entity_predictions_inserted,
+    ) == (4, 8, 1, 3)
+    # Redelivered: nothing new, entity rows included.
     again = write_batch(engine, rows, [DeadLetterRow("news.raw", 0, 7, None, "invalid_json", "bad", 3)])
-    assert (again.articles_inserted, again.predictions_inserted, again.dead_letters_inserted) == (0, 0, 0)
+    assert (
+        again.articles_inserted,
+        again.predictions_inserted,
+        again.dead_letters_inserted,
+        again.entity_predictions_inserted,
+    ) == (0, 0, 0, 0)
 
 
 def _check_views(engine: Engine) -> None:
@@ -62,10 +93,32 @@ def _check_views(engine: Engine) -> None:
         assert [(r[0], r[1], r[2], r[3]) for r in topic] == [("Earnings", 3, 2, 1), ("Macro", 1, 0, 0)]
         assert topic[0][4] == pytest.approx(2 / 3)
         assert topic[0][5] == pytest.approx((-0.7 - 0.7 + 0.7) / 3)
+        # Per ticker, the sentiment toward the ticker: the mixed article counts as negative for
+        # AAPL and positive for MSFT (with the article's label it was negative for both).
         ticker = conn.execute(
-            text("SELECT ticker, items, negative FROM v_ticker_sentiment_daily ORDER BY ticker")
+            text("SELECT ticker, items, negative, positive FROM v_ticker_sentiment_daily ORDER BY ticker")
         ).all()
-        assert [tuple(r) for r in ticker] == [("AAPL", 2, 2), ("MSFT", 2, 1)]
+        assert [tuple(r) for r in ticker] == [("AAPL", 2, 2, 0), ("MSFT", 2, 0, 2)]
+        sources = conn.execute(
+            text(
+                "SELECT article_id, ticker, sentiment, sentiment_source FROM v_ticker_sentiment_items "
+                "ORDER BY article_id, ticker"
+            )
+        ).all()
+        assert [tuple(r) for r in sources] == [
+            ("article0001", "AAPL", "negative", "article"),
+            ("article0002", "AAPL", "negative", "entity"),
+            ("article0002", "MSFT", "positive", "entity"),
+            ("article0003", "MSFT", "positive", "article"),
+        ]
+        entities = conn.execute(
+            text("SELECT entity, kind, ticker, sentiment FROM v_entity_sentiment ORDER BY entity")
+        ).all()
+        assert [tuple(r) for r in entities] == [
+            ("Apple", "company", "AAPL", "negative"),
+            ("Microsoft", "company", "MSFT", "positive"),
+            ("Nasdaq", "other", None, "neutral"),
+        ]
 
 
 def test_sqlite_writes_are_idempotent_and_views_aggregate(sqlite_url: str) -> None:

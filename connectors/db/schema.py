@@ -126,6 +126,34 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class EntityPrediction(Base):
+    """What one model version said about one entity of one article for one entity-scoped
+    instruction: "how is this news for ENTITY?"."""
+
+    __tablename__ = "entity_predictions"
+    __table_args__ = (
+        # Named by hand: the convention's name is 66 characters, over PostgreSQL's 63.
+        UniqueConstraint(
+            "article_id", "entity", "instruction", "model_version", name="uq_entity_predictions_key"
+        ),
+        Index("ix_entity_predictions_ticker", "ticker", "instruction"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    entity: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    ticker: Mapped[str | None] = mapped_column(String(16))
+    found: Mapped[bool] = mapped_column(Boolean, default=True)
+    instruction: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    distribution: Mapped[dict[str, float]]
+    zero_shot: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Label(Base):
     """A human label, with where it came from."""
 
@@ -152,6 +180,7 @@ class Instruction(Base):
     text: Mapped[str] = mapped_column(Text)
     labels: Mapped[dict[str, Any]]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    scope: Mapped[str] = mapped_column(String(16), default="article", server_default="article")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

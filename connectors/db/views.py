@@ -3,7 +3,15 @@
 Time bucketing and JSON access differ between PostgreSQL and SQLite, so each view's SQL is
 generated per dialect from one template; the column names are identical on both.
 Every view reads each article's latest prediction per instruction (older model versions' rows
-stay in `predictions` for comparison).
+stay in `predictions` for comparison), and each entity's latest prediction per instruction.
+
+Per-ticker series judge the sentiment *toward the ticker*: an article's entity-level sentiment
+for that ticker's company where the model gave one (`entity_predictions`), else the article's
+sentiment (cashtag-only tickers, articles stored before entity scope). `sentiment_source` says
+which, per row of `v_ticker_sentiment_items`.
+
+Migration 0001 created the views before `entity_predictions` existed, so it asks for
+`entities=False`; migration 0005 recreates them with it.
 """
 
 from __future__ import annotations
@@ -53,10 +61,58 @@ LEFT JOIN v_latest_predictions t ON t.article_id = a.id AND t.instruction = 'top
 LEFT JOIN v_latest_predictions s ON s.article_id = a.id AND s.instruction = 'sentiment'"""
 
 
-def _series(dialect: str, grain: str, dimension: str) -> str:
+def _latest_entity_predictions() -> str:
+    return """
+SELECT id, article_id, entity, kind, ticker, found, instruction, label, score, distribution,
+       zero_shot, model_version, created_at
+FROM (
+    SELECT e.*, ROW_NUMBER() OVER (
+        PARTITION BY e.article_id, e.entity, e.instruction ORDER BY e.created_at DESC, e.id DESC
+    ) AS rn
+    FROM entity_predictions e
+) ranked
+WHERE rn = 1"""
+
+
+def _entity_sentiment(dialect: str) -> str:
+    positive = json_number(dialect, "e.distribution", "positive")
+    signed = f"{positive} - {json_number(dialect, 'e.distribution', 'negative')}"
+    return f"""
+SELECT e.article_id, a.published_at, a.title, e.entity, e.kind, e.ticker, e.found,
+       e.label AS sentiment, e.score AS sentiment_score, {signed} AS sentiment_signed,
+       e.zero_shot, e.model_version
+FROM v_latest_entity_predictions e
+JOIN articles a ON a.id = e.article_id
+WHERE e.instruction = 'sentiment'"""
+
+
+def _ticker_sentiment_items() -> str:
+    """One row per (article, ticker): the sentiment toward the ticker where the model judged it,
+    else the article's. Several entities of one article can share a ticker ("Tesla" and "$TSLA"
+    given separately): the first by name answers, so the choice is stable."""
+    return """
+SELECT c.article_id, c.published_at, k.ticker,
+       COALESCE(e.sentiment, c.sentiment) AS sentiment,
+       COALESCE(e.sentiment_signed, c.sentiment_signed) AS sentiment_signed,
+       CASE WHEN e.sentiment IS NOT NULL THEN 'entity' ELSE 'article' END AS sentiment_source,
+       COALESCE(e.model_version, c.model_version) AS model_version
+FROM v_articles_classified c
+JOIN article_tickers k ON k.article_id = c.article_id
+LEFT JOIN (
+    SELECT s.*, ROW_NUMBER() OVER (
+        PARTITION BY s.article_id, s.ticker ORDER BY s.entity
+    ) AS rn
+    FROM v_entity_sentiment s
+    WHERE s.ticker IS NOT NULL
+) e ON e.article_id = k.article_id AND e.ticker = k.ticker AND e.rn = 1"""
+
+
+def _series(dialect: str, grain: str, dimension: str, entities: bool) -> str:
     bucket = _bucket(dialect, "c.published_at", grain)
     if dimension == "topic":
         source, key = "v_articles_classified c", "c.topic"
+    elif entities:
+        source, key = "v_ticker_sentiment_items c", "c.ticker"
     else:
         source, key = (
             "v_articles_classified c JOIN article_tickers k ON k.article_id = c.article_id",
@@ -75,18 +131,23 @@ WHERE {key} IS NOT NULL
 GROUP BY {bucket}, {key}"""
 
 
-def view_definitions(dialect: str) -> Iterator[tuple[str, str]]:
+def view_definitions(dialect: str, entities: bool = True) -> Iterator[tuple[str, str]]:
     """(name, SELECT) pairs in dependency order, for one dialect ('postgresql' or 'sqlite')."""
     yield "v_latest_predictions", _latest_predictions()
     yield "v_articles_classified", _articles_classified(dialect)
+    if entities:
+        yield "v_latest_entity_predictions", _latest_entity_predictions()
+        yield "v_entity_sentiment", _entity_sentiment(dialect)
+        yield "v_ticker_sentiment_items", _ticker_sentiment_items()
     for suffix, grain in _GRAINS.items():
         for dimension in ("topic", "ticker"):
-            yield f"v_{dimension}_sentiment_{suffix}", _series(dialect, grain, dimension)
+            yield f"v_{dimension}_sentiment_{suffix}", _series(dialect, grain, dimension, entities)
 
 
-def create_views_sql(dialect: str) -> list[str]:
-    return [f"CREATE VIEW {name} AS {select}" for name, select in view_definitions(dialect)]
+def create_views_sql(dialect: str, entities: bool = True) -> list[str]:
+    return [f"CREATE VIEW {name} AS {select}" for name, select in view_definitions(dialect, entities)]
 
 
-def drop_views_sql(dialect: str) -> list[str]:
-    return [f"DROP VIEW IF EXISTS {name}" for name, _ in reversed(list(view_definitions(dialect)))]
+def drop_views_sql(dialect: str, entities: bool = True) -> list[str]:
+    names = [name for name, _ in view_definitions(dialect, entities)]
+    return [f"DROP VIEW IF EXISTS {name}" for name in reversed(names)]

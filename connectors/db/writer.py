@@ -1,8 +1,8 @@
 """Batched, idempotent writes of the worker's results.
 
-One transaction per batch: articles, ticker links, predictions and dead letters of a batch are
-committed together or not at all. Every insert is `ON CONFLICT DO NOTHING` on the natural key,
-so a redelivered batch (after a crash before the offset commit) adds no rows.
+One transaction per batch: articles, ticker links, predictions, entity predictions and dead
+letters of a batch are committed together or not at all. Every insert is `ON CONFLICT DO NOTHING`
+on the natural key, so a redelivered batch (after a crash before the offset commit) adds no rows.
 """
 
 from __future__ import annotations
@@ -30,6 +30,20 @@ class PredictionRow:
 
 
 @dataclass
+class EntityPredictionRow:
+    entity: str  # as given in the item, or as the recogniser found it
+    kind: str  # company | other
+    ticker: str | None
+    found: bool  # the entity occurs in the text
+    instruction: str
+    label: str
+    score: float
+    distribution: dict[str, float]
+    model_version: str
+    zero_shot: bool = False
+
+
+@dataclass
 class ArticleRow:
     id: str
     source: str
@@ -43,6 +57,7 @@ class ArticleRow:
     kafka_partition: int | None = None
     kafka_offset: int | None = None
     predictions: list[PredictionRow] = field(default_factory=list)
+    entity_predictions: list[EntityPredictionRow] = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +76,7 @@ class WriteResult:
     articles_inserted: int
     predictions_inserted: int
     dead_letters_inserted: int
+    entity_predictions_inserted: int = 0
 
 
 def _insert(engine: Engine, table: Table) -> Any:
@@ -125,11 +141,13 @@ def write_batch(
         for a in articles
         for p in a.predictions
     ]
+    entity_rows = [{"article_id": a.id, **e.__dict__} for a in articles for e in a.entity_predictions]
     dlq_rows = [d.__dict__ for d in dead_letters]
     with Session(engine) as session, session.begin():
         articles_inserted = _insert_ignore(session, engine, _table("articles"), article_rows)
         _insert_ignore(session, engine, _table("article_tickers"), ticker_rows)
         predictions_inserted = _insert_ignore(session, engine, _table("predictions"), prediction_rows)
+        entities_inserted = _insert_ignore(session, engine, _table("entity_predictions"), entity_rows)
         dlq_inserted = _insert_ignore(session, engine, _table("dlq_records"), dlq_rows)
         for topic, partition, offset, resolution in resolved:
             session.execute(
@@ -141,7 +159,7 @@ def write_batch(
                 )
                 .values(resolved_at=func.now(), resolution=resolution)
             )
-    return WriteResult(articles_inserted, predictions_inserted, dlq_inserted)
+    return WriteResult(articles_inserted, predictions_inserted, dlq_inserted, entities_inserted)
 
 
 def count_rows(engine: Engine) -> dict[str, int]:

@@ -7,14 +7,18 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from models.instructions import ARTICLE, SCOPES
 from pipeline.cli.common import open_engine
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from models.classifier import Output
 
 CHUNK = 1024  # texts per classify() call in the batch commands: bounded memory, steady progress
 
@@ -30,9 +34,8 @@ def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         for instruction in instruction_store.current(engine).instructions:
             state = "active" if instruction.active else "disabled"
-            print(
-                f"{instruction.name:<20} {state:<9} {len(instruction.labels):>3} labels  {instruction.text}"
-            )
+            count = f"{len(instruction.labels):>3} labels"
+            print(f"{instruction.name:<20} {state:<9} {instruction.scope:<8} {count}  {instruction.text}")
         return 0
     if args.action == "teach":
         return _teach(args, settings, engine)
@@ -53,7 +56,13 @@ def cmd_instructions(args: argparse.Namespace, settings: Settings) -> int:
             labels[label.strip()] = description.strip()
         added = [
             Instruction.from_dict(
-                {"name": args.name, "text": args.text, "labels": labels, "active": not args.inactive}
+                {
+                    "name": args.name,
+                    "text": args.text,
+                    "labels": labels,
+                    "active": not args.inactive,
+                    "scope": args.scope,
+                }
             )
         ]
     for instruction in added:
@@ -235,37 +244,77 @@ def _executor(settings: Settings, engine: Engine, version: str | None) -> Any:
     return executor
 
 
-def read_inputs(path: Path) -> Iterator[tuple[Any, str]]:
-    """(id, text) pairs from JSONL ({"id", "text"}) or CSV (a `text` column; ids are row numbers)."""
+@dataclass(frozen=True)
+class ClassifyInput:
+    id: Any
+    text: str
+    entities: list[str] | None  # given: judged exactly as written; None: recognised
+
+
+def read_inputs(path: Path) -> Iterator[ClassifyInput]:
+    """JSONL ({"id", "text", optional "entities": [...]}) or CSV (a `text` column; ids are row
+    numbers). A bad entity list stops the run with its line, before anything is classified."""
+    from connectors.entities import EntityListError, check_entity_list
     from models.datasets import DataError, read_records
 
     is_jsonl = path.suffix.lower() in {".jsonl", ".ndjson", ".json"}
     for number, record in enumerate(read_records(path)):
+        where = f"{path}:{number + 1}" if is_jsonl else f"{path}: record {number}"
         if "text" not in record or not isinstance(record["text"], str):
-            raise DataError(f"{path}: record {number} has no text field")
-        yield (record.get("id", number) if is_jsonl else number), record["text"]
+            raise DataError(f"{where}: no text field")
+        entities = None
+        if is_jsonl and record.get("entities") is not None:
+            try:
+                entities = check_entity_list(record["entities"])
+            except EntityListError as exc:
+                raise DataError(f"{where}: {exc}") from None
+        yield ClassifyInput(record.get("id", number) if is_jsonl else number, record["text"], entities)
+
+
+def _output_json(out: Output) -> dict[str, Any]:
+    line: dict[str, Any] = {"label": out.label, "score": out.score, "distribution": out.distribution}
+    if out.zero_shot:
+        line["zero_shot"] = True
+    return line
 
 
 def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.entities import entities_of
     from models import instruction_store
+    from pipeline.service.runtime import entity_recogniser
 
     engine = open_engine(settings)
     executor = _executor(settings, engine, args.model)
     instructions = instruction_store.current(engine)
     inputs = list(read_inputs(Path(args.input)))
+    recogniser = entity_recogniser(settings)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with output.open("w", encoding="utf-8") as handle:
         for start in range(0, len(inputs), CHUNK):
             chunk = inputs[start : start + CHUNK]
-            answers = executor.classify([text for _, text in chunk], instructions)
-            for (item_id, _), answer in zip(chunk, answers, strict=True):
-                line: dict[str, Any] = {"id": item_id}
-                for name, out in answer.items():
-                    line[name] = {"label": out.label, "score": out.score, "distribution": out.distribution}
-                    if out.zero_shot:
-                        line[name]["zero_shot"] = True
+            entities = [entities_of(recogniser, i.text, (), i.entities) for i in chunk]
+            answers = executor.classify_items(
+                [i.text for i in chunk], instructions, [[e.text for e in found] for found in entities]
+            )
+            for item, found, answer in zip(chunk, entities, answers, strict=True):
+                line: dict[str, Any] = {"id": item.id}
+                line.update({name: _output_json(out) for name, out in answer.article.items()})
+                line["entities"] = {
+                    entity.text: {
+                        "kind": entity.kind,
+                        "ticker": entity.ticker,
+                        "found": entity.found,
+                        **{
+                            name: _output_json(out)
+                            for name, out in (
+                                answer.entities[entity.text].outputs if entity.text in answer.entities else {}
+                            ).items()
+                        },
+                    }
+                    for entity in found
+                }
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     seconds = time.monotonic() - started
     print(
@@ -367,11 +416,17 @@ def add_commands(sub: Any, run: Any) -> None:
         func=run(cmd_instructions)
     )
     add = actions.add_parser("add", help="add or replace an instruction")
-    add.add_argument("--file", help="YAML list of instructions (name, text, labels, active)")
+    add.add_argument("--file", help="YAML list of instructions (name, text, labels, active, scope)")
     add.add_argument("--name")
     add.add_argument("--text", help="the natural-language instruction")
     add.add_argument("--label", action="append", help="LABEL:one-line description (repeat per label)")
     add.add_argument("--inactive", action="store_true", help="store it disabled")
+    add.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default=ARTICLE,
+        help="article: one answer per item; entity: one per entity named; both (default: article)",
+    )
     add.set_defaults(func=run(cmd_instructions))
     teach = actions.add_parser(
         "teach",

@@ -1,8 +1,9 @@
 """What the worker does with one batch of raw Kafka records, independent of Faust.
 
-validate → classify (one call for the whole batch) → store (one transaction) → tell the caller
-what to publish. It is blocking code: the Faust agent runs it in a worker thread so the event
-loop keeps heartbeating to the broker while the model and the database work.
+validate → find entities → classify (one call for the whole batch: article and entity answers
+from one encoder pass) → store (one transaction) → tell the caller what to publish. It is
+blocking code: the Faust agent runs it in a worker thread so the event loop keeps heartbeating
+to the broker while the model and the database work.
 """
 
 from __future__ import annotations
@@ -17,9 +18,24 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from connectors.db.writer import ArticleRow, DeadLetterRow, PredictionRow, WriteResult, write_batch
+from connectors.db.writer import (
+    ArticleRow,
+    DeadLetterRow,
+    EntityPredictionRow,
+    PredictionRow,
+    WriteResult,
+    write_batch,
+)
+from connectors.entities import (
+    COMPANY,
+    MAX_ENTITY_CHARS,
+    CompanyDirectory,
+    Entity,
+    EntityRecogniser,
+    entities_of,
+)
 from connectors.news_item import NewsItem, Rejection, parse_message
-from models.classifier import Classifier, Output
+from models.classifier import Classifier, ItemAnswer, Output
 from models.instructions import InstructionSet
 
 log = logging.getLogger(__name__)
@@ -56,9 +72,18 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """One stored item: what the model answered, and the entities it was answered for."""
+
+    item: NewsItem
+    answer: ItemAnswer
+    entities: list[Entity]
+
+
 @dataclass
 class BatchOutcome:
-    stored: list[tuple[NewsItem, dict[str, Output]]] = field(default_factory=list)
+    stored: list[Stored] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     model_version: str = ""
     write: WriteResult | None = None
@@ -86,7 +111,10 @@ class BatchProcessor:
         *,
         db_retry_max_s: float = 30.0,
         stop_requested: Callable[[], bool] = lambda: False,
+        recogniser: EntityRecogniser | None = None,
     ) -> None:
+        # Without a recogniser only the entities an item names itself are judged.
+        self._recogniser = recogniser or EntityRecogniser(CompanyDirectory(), frozenset())
         self._engine = engine
         self._classifier = classifier
         self._instructions = instructions
@@ -113,15 +141,19 @@ class BatchProcessor:
                 valid.append((record, parsed))
 
         began = time.perf_counter()
-        results = self._classify_resilient(classifier, instructions, valid, outcome)
+        entities = [
+            entities_of(self._recogniser, item.text, item.tickers, item.entities) for _, item in valid
+        ]
+        results = self._classify_resilient(classifier, instructions, valid, entities, outcome)
         outcome.classify_s = time.perf_counter() - began
 
         rows: list[ArticleRow] = []
-        for (record, item), result in zip(valid, results, strict=True):
+        for (record, item), found, result in zip(valid, entities, results, strict=True):
             if result is None:
                 continue
-            outcome.stored.append((item, result))
-            rows.append(_article_row(record, item, result, classifier.version))
+            stored = Stored(item, result, found)
+            outcome.stored.append(stored)
+            rows.append(_article_row(record, stored, classifier.version))
         dead_rows = dead_letter_rows(outcome.dead)
         # A replayed dead letter leaves the DLQ count once this batch has dealt with it again:
         # 'stored' when it became a row now, 'dead_lettered_again' when it has a new record.
@@ -150,17 +182,22 @@ class BatchProcessor:
         classifier: Classifier,
         instructions: InstructionSet,
         valid: list[tuple[RawRecord, NewsItem]],
+        entities: list[list[Entity]],
         outcome: BatchOutcome,
-    ) -> list[dict[str, Output] | None]:
+    ) -> list[ItemAnswer | None]:
         """Classify; a failing batch is split in halves until the failing items are isolated."""
         items = [item for _, item in valid]
-        results: list[dict[str, Output] | None] = [None] * len(items)
+        results: list[ItemAnswer | None] = [None] * len(items)
 
         def run(lo: int, hi: int) -> None:
             if lo >= hi:
                 return
             try:
-                answers = classifier.classify([item.text for item in items[lo:hi]], instructions)
+                answers = classifier.classify_items(
+                    [item.text for item in items[lo:hi]],
+                    instructions,
+                    [[e.text for e in found] for found in entities[lo:hi]],
+                )
                 results[lo:hi] = answers
             except Exception as exc:  # any inference error: isolate it rather than stop the stream
                 if hi - lo == 1:
@@ -213,7 +250,9 @@ def retry_db(what: str, call: Callable[[], R], max_delay_s: float, stop_requeste
             delay = min(delay * 2, max_delay_s)
 
 
-def _article_row(record: RawRecord, item: NewsItem, result: dict[str, Output], version: str) -> ArticleRow:
+def _article_row(record: RawRecord, stored: Stored, version: str) -> ArticleRow:
+    item, answer = stored.item, stored.answer
+    companies = [e.ticker for e in stored.entities if e.kind == COMPANY and e.ticker]
     return ArticleRow(
         id=item.id,
         source=item.source,
@@ -223,31 +262,61 @@ def _article_row(record: RawRecord, item: NewsItem, result: dict[str, Output], v
         published_at=item.published_at,
         fetched_at=item.fetched_at,
         lang=item.lang,
-        tickers=item.tickers,
+        # Companies recognised by name count for their tickers as cashtags do (per-ticker series).
+        tickers=list(dict.fromkeys([*item.tickers, *companies])),
         kafka_partition=record.partition,
         kafka_offset=record.offset,
         predictions=[
             PredictionRow(name, out.label, out.score, out.distribution, version, out.zero_shot)
-            for name, out in result.items()
+            for name, out in answer.article.items()
+        ],
+        entity_predictions=[
+            EntityPredictionRow(
+                entity.text[:MAX_ENTITY_CHARS],
+                entity.kind,
+                entity.ticker,
+                answer.entities[entity.text].found,
+                name,
+                out.label,
+                out.score,
+                out.distribution,
+                version,
+                out.zero_shot,
+            )
+            for entity in stored.entities
+            if entity.text in answer.entities
+            for name, out in answer.entities[entity.text].outputs.items()
         ],
     )
 
 
-def classified_message(item: NewsItem, result: dict[str, Output], version: str) -> dict[str, object]:
+def _output(out: Output) -> dict[str, object]:
+    return {
+        "label": out.label,
+        "score": out.score,
+        "distribution": out.distribution,
+        "zero_shot": out.zero_shot,
+    }
+
+
+def classified_message(stored: Stored, version: str) -> dict[str, object]:
     """The `news.classified` value for one stored article."""
+    item, answer = stored.item, stored.answer
     return {
         "schema_version": 1,
         "id": item.id,
         "model_version": version,
         "processed_at": datetime.now(UTC).isoformat(),
         "tickers": item.tickers,
-        "predictions": {
-            name: {
-                "label": out.label,
-                "score": out.score,
-                "distribution": out.distribution,
-                "zero_shot": out.zero_shot,
+        "predictions": {name: _output(out) for name, out in answer.article.items()},
+        "entities": {
+            entity.text: {
+                "kind": entity.kind,
+                "ticker": entity.ticker,
+                "found": answer.entities[entity.text].found,
+                **{name: _output(out) for name, out in answer.entities[entity.text].outputs.items()},
             }
-            for name, out in result.items()
+            for entity in stored.entities
+            if entity.text in answer.entities
         },
     }

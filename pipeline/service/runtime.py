@@ -21,6 +21,7 @@ from models.instructions import InstructionSet
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:  # torch and transformers load only where a real model runs (10+ s of imports)
+    from connectors.entities import EntityRecogniser
     from models.executor import ExecutorOptions, InstructionExecutor
 
 T = TypeVar("T")
@@ -52,6 +53,20 @@ class InstructionProvider(_Refreshing[InstructionSet]):
 
     def __init__(self, engine: Engine, refresh_s: float = 5.0) -> None:
         super().__init__(lambda: instruction_store.current(engine), refresh_s)
+
+
+def entity_recogniser(settings: Settings) -> EntityRecogniser:
+    """The SEC directory (when the file is there) plus the project's aliases; loaded once per
+    process (about 0.1 s, 9,000 names)."""
+    from connectors.entities import EntityRecogniser, cached_directory
+
+    companies = settings.companies_file
+    if companies is None or not companies.is_file():
+        log.warning(
+            "company directory file missing: recognising the alias list only",
+            extra={"event": "companies_file_missing", "path": str(companies)},
+        )
+    return EntityRecogniser(cached_directory(companies if companies and companies.is_file() else None))
 
 
 def executor_options(settings: Settings) -> ExecutorOptions:

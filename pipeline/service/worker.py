@@ -28,7 +28,7 @@ from connectors.db.migrate import require_current
 from connectors.kafka_io import LagProbe, TopicSpec, ensure_topics, ping_kafka
 from pipeline.service.batch import BatchOutcome, BatchProcessor, Limits, RawRecord, classified_message
 from pipeline.service.label_stream import LabelBatchProcessor
-from pipeline.service.runtime import ClassifierProvider, InstructionProvider
+from pipeline.service.runtime import ClassifierProvider, InstructionProvider, entity_recogniser
 from pipeline.settings import Settings
 from pipeline.telemetry import logs, metrics
 
@@ -88,6 +88,7 @@ def build_app(
         Limits(settings.max_title_chars, settings.max_body_chars),
         db_retry_max_s=settings.db_retry_max_s,
         stop_requested=stop_flag.is_set,
+        recogniser=entity_recogniser(settings),
     )
     # One thread: batches are processed in order, and torch uses its own intra-op threads.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsent-batch")
@@ -214,14 +215,12 @@ async def _publish(app: faust.App, settings: Settings, outcome: BatchOutcome) ->
                 settings.topic_dlq, record.key, record.value, partition=None, timestamp=None, headers=headers
             )
         )
-    for item, result in outcome.stored:
-        value = json.dumps(
-            classified_message(item, result, outcome.model_version), ensure_ascii=False
-        ).encode()
+    for stored in outcome.stored:
+        value = json.dumps(classified_message(stored, outcome.model_version), ensure_ascii=False).encode()
         futures.append(
             await producer.send(
                 settings.topic_classified,
-                item.id.encode(),
+                stored.item.id.encode(),
                 value,
                 partition=None,
                 timestamp=None,
@@ -287,7 +286,7 @@ def _log_batch(outcome: BatchOutcome, size: int, published_s: float) -> None:
     metrics.WRITE_SECONDS.observe(outcome.write_s)
     _count_outcome(outcome)
     if outcome.stored:
-        _report_active_model(outcome.stored[0][1], outcome.model_version)
+        _report_active_model(outcome.stored[0].answer.article, outcome.model_version)
     log.info(
         "batch stored",
         extra={
@@ -295,6 +294,7 @@ def _log_batch(outcome: BatchOutcome, size: int, published_s: float) -> None:
             "stored": len(outcome.stored),
             "dead_lettered": len(outcome.dead),
             "articles_new": write.articles_inserted if write else 0,
+            "entity_predictions_new": write.entity_predictions_inserted if write else 0,
             "model_version": outcome.model_version,
             "classify_s": round(outcome.classify_s, 4),
             "write_s": round(outcome.write_s, 4),

@@ -220,12 +220,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_predictions_created_at"), ["created_at"], unique=False)
         batch_op.create_index("ix_predictions_instruction_label", ["instruction", "label"], unique=False)
 
-    for statement in create_views_sql(op.get_bind().dialect.name):
+    for statement in create_views_sql(op.get_bind().dialect.name, entities=False):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in drop_views_sql(op.get_bind().dialect.name):
+    for statement in drop_views_sql(op.get_bind().dialect.name, entities=False):
         op.execute(statement)
     with op.batch_alter_table("predictions", schema=None) as batch_op:
         batch_op.drop_index("ix_predictions_instruction_label")
