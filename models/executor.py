@@ -6,6 +6,10 @@ with a taught head (`finsent instructions teach`, installed from the database) u
 with a trained head (same name and label set) uses that; any other instruction runs zero-shot,
 comparing the text's embedding with embeddings of the instruction's label descriptions, each the
 mean over several phrasings (`models.fewshot.PROMPT_TEMPLATES`), and its output says so.
+
+Entity-scoped instructions (`classify_items`) are answered from the same pass: each entity's
+tokens are located through the tokenizer's character offsets and pooled, and the entity head
+reads the pooled text beside them.
 """
 
 from __future__ import annotations

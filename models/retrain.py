@@ -29,7 +29,7 @@ from models.datasets import Example
 from models.encoder import load_encoder
 from models.evaluation import classification_report
 from models.executor import ExecutorOptions, InstructionExecutor
-from models.instructions import InstructionSet
+from models.instructions import ARTICLE, InstructionSet
 from models.labels import is_holdout, text_hash
 from models.network import InstructionModel
 from models.recipes import get_recipe
@@ -89,13 +89,14 @@ def holdout_reports(
     executor: InstructionExecutor, holdout: Sequence[LabelRow | Example], instructions: InstructionSet
 ) -> dict[str, dict[str, Any]]:
     """Each instruction's report on its rows of `holdout` (labels or examples: text, instruction,
-    label), classified the way the worker classifies."""
+    label), classified the way the worker classifies. Labels are about whole texts, so every
+    instruction is read at article scope here, an entity-only one included."""
     reports: dict[str, dict[str, Any]] = {}
     for instruction in instructions.instructions:
         rows = [r for r in holdout if r.instruction == instruction.name]
         if not rows:
             continue
-        only = InstructionSet.of([replace(instruction, active=True)])
+        only = InstructionSet.of([replace(instruction, active=True, scope=ARTICLE)])
         predicted = [a[instruction.name].label for a in executor.classify([r.text for r in rows], only)]
         reports[instruction.name] = classification_report(
             [r.label for r in rows], predicted, instruction.label_names

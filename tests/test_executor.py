@@ -190,3 +190,42 @@ def test_encoder_from_a_split_zip_like_the_mpnet_packages(base: InstructionExecu
     executor = base_executor(str(assembled), ExecutorOptions(device="cpu"))
     assert torch.allclose(executor.embed(TEXTS[:2]), base.embed(TEXTS[:2]), atol=1e-5)
     shutil.rmtree(tmp_path / "src")
+
+
+def test_entity_scope_shares_the_article_pass(base: InstructionExecutor) -> None:
+    """Entity-scoped instructions are answered per entity from the same encoder pass: one forward
+    call per batch whatever the number of entities, plus one small pass for the strings of
+    entities the text does not contain; an entity-only instruction has no article answer."""
+    exposure = Instruction.from_dict(
+        {
+            "name": "exposure",
+            "text": "Is this news about ENTITY's own business?",
+            "labels": {"direct": "the entity itself acts or is acted on", "indirect": "it is only mentioned"},
+            "scope": "entity",
+        }
+    )
+    instructions = InstructionSet.of([*builtin().instructions, exposure])
+    base.classify_items(TEXTS[:1], instructions, [["Apple"]])  # zero-shot label prompts, cached
+    calls: list[int] = []
+    hook = base.model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        texts = TEXTS[:3]
+        found = [["Apple", "iPhone"], ["Fed"], ["Tesla", "$TSLA"]]
+        answers = base.classify_items(texts, instructions, found)
+        assert len(calls) == 1  # three texts in one batch: one pass for every instruction and entity
+        calls.clear()
+        absent = base.classify_items(texts, instructions, [["Apple", "Nowhere Corp"], [], []])
+        assert len(calls) == 2  # the texts, then the one entity string read as given
+    finally:
+        hook.remove()
+    for answer, names in zip(answers, found, strict=True):
+        assert set(answer.article) == {"sentiment", "topic"}  # exposure is entity-scoped only
+        assert list(answer.entities) == names
+        for entity in answer.entities.values():
+            assert entity.found
+            assert set(entity.outputs) == {"sentiment", "exposure"}  # topic is article-scoped
+            assert entity.outputs["exposure"].zero_shot  # no head: read off the entity's window
+    assert absent[0].entities["Nowhere Corp"].found is False
+    assert absent[0].entities["Apple"].found is True
+    assert absent[1].entities == {}
+    assert set(base.classify(texts, instructions)[0]) == {"sentiment", "topic"}

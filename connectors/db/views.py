@@ -35,16 +35,25 @@ def json_number(dialect: str, column: str, label: str) -> str:
     return f"COALESCE(json_extract({column}, '$.{label}'), 0)"
 
 
-def _latest_predictions() -> str:
-    return """
-SELECT id, article_id, instruction, label, score, distribution, zero_shot, model_version, created_at
+def _latest(table: str, columns: str, key: str) -> str:
+    """Each `key`'s latest row of `table` (by creation, then id): what the views read."""
+    return f"""
+SELECT {columns}
 FROM (
-    SELECT p.*, ROW_NUMBER() OVER (
-        PARTITION BY p.article_id, p.instruction ORDER BY p.created_at DESC, p.id DESC
+    SELECT t.*, ROW_NUMBER() OVER (
+        PARTITION BY {key} ORDER BY t.created_at DESC, t.id DESC
     ) AS rn
-    FROM predictions p
+    FROM {table} t
 ) ranked
 WHERE rn = 1"""
+
+
+def _latest_predictions() -> str:
+    return _latest(
+        "predictions",
+        "id, article_id, instruction, label, score, distribution, zero_shot, model_version, created_at",
+        "t.article_id, t.instruction",
+    )
 
 
 def _articles_classified(dialect: str) -> str:
@@ -62,16 +71,12 @@ LEFT JOIN v_latest_predictions s ON s.article_id = a.id AND s.instruction = 'sen
 
 
 def _latest_entity_predictions() -> str:
-    return """
-SELECT id, article_id, entity, kind, ticker, found, instruction, label, score, distribution,
-       zero_shot, model_version, created_at
-FROM (
-    SELECT e.*, ROW_NUMBER() OVER (
-        PARTITION BY e.article_id, e.entity, e.instruction ORDER BY e.created_at DESC, e.id DESC
-    ) AS rn
-    FROM entity_predictions e
-) ranked
-WHERE rn = 1"""
+    return _latest(
+        "entity_predictions",
+        "id, article_id, entity, kind, ticker, found, instruction, label, score, distribution, "
+        "zero_shot, model_version, created_at",
+        "t.article_id, t.entity, t.instruction",
+    )
 
 
 def _entity_sentiment(dialect: str) -> str:

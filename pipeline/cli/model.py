@@ -337,7 +337,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         Path(args.data), instruction, args.text_column, args.label_column, parse_label_map(args.label_map)
     )
     executor = _executor(settings, engine, args.model)
-    only = InstructionSet.of([replace(instruction, active=True)])
+    only = InstructionSet.of([replace(instruction, active=True, scope=ARTICLE)])  # labels are per text
     predicted: list[str] = []
     for start in range(0, len(examples), CHUNK):
         chunk = examples[start : start + CHUNK]
