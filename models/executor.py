@@ -243,11 +243,7 @@ class InstructionExecutor:
             return probs[:, columns], False
         labels = self.head_for(instruction)
         if labels is not None:
-            with torch.inference_mode():
-                head = cast(nn.Linear, self.model.heads[instruction.name])
-                weight = head.weight.detach().float().cpu()
-                bias = head.bias.detach().float().cpu()
-                probs = torch.softmax(pooled @ weight.T + bias, dim=-1)
+            probs = self._head_probabilities(instruction.name, pooled)
             columns = [labels.index(label) for label in instruction.label_names]
             return probs[:, columns], False
         return self.zero_shot_head(instruction).probabilities(pooled), True
@@ -262,13 +258,17 @@ class InstructionExecutor:
         labels = self.model.head_labels.get(key)
         if labels is None or set(labels) != set(instruction.label_names):
             return self.probabilities(features.context, instruction)
+        probs = self._head_probabilities(key, torch.cat([features.text, features.entity], dim=-1))
+        columns = [labels.index(label) for label in instruction.label_names]
+        return probs[:, columns], False
+
+    def _head_probabilities(self, key: str, features: torch.Tensor) -> torch.Tensor:
+        """A trained head's calibrated probabilities (its logits over its temperature)."""
         with torch.inference_mode():
             head = cast(nn.Linear, self.model.heads[key])
             weight, bias = head.weight.detach().float().cpu(), head.bias.detach().float().cpu()
-            joined = torch.cat([features.text, features.entity], dim=-1)
-            probs = torch.softmax(joined @ weight.T + bias, dim=-1)
-        columns = [labels.index(label) for label in instruction.label_names]
-        return probs[:, columns], False
+            temperature = self.model.temperatures.get(key, 1.0)
+            return torch.softmax((features @ weight.T + bias) / temperature, dim=-1)
 
     def classify(self, texts: Sequence[str], instructions: InstructionSet) -> list[dict[str, Output]]:
         pooled = _freeing_cuda_on_oom(lambda: self.embed(texts))

@@ -44,6 +44,8 @@ class InstructionModel(nn.Module):
                 for name, labels in head_labels.items()
             }
         )
+        # Per head: logits are divided by it before the softmax (`models.calibration`); 1 = raw.
+        self.temperatures: dict[str, float] = {}
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -63,10 +63,19 @@ def base_executor(
 
 
 def compact_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        name: {"accuracy": round(r["accuracy"], 4), "macro_f1": round(r["macro_f1"], 4), "n": r["n"]}
-        for name, r in metrics.items()
-    }
+    compact: dict[str, Any] = {}
+    for name, r in metrics.items():
+        if "accuracy" not in r:
+            continue
+        compact[name] = {
+            "accuracy": round(r["accuracy"], 4),
+            "macro_f1": round(r["macro_f1"], 4),
+            "n": r["n"],
+        }
+        if "calibration" in r:
+            compact[name]["ece"] = r["calibration"]["ece_after"]
+            compact[name]["ece_uncalibrated"] = r["calibration"]["ece_before"]
+    return compact
 
 
 class ModelRegistry:
@@ -97,6 +106,7 @@ class ModelRegistry:
             heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
             save_file(heads, str(staging / "heads.safetensors"))
             (staging / "heads.json").write_text(json.dumps(model.head_labels, indent=2))
+            (staging / "calibration.json").write_text(json.dumps(model.temperatures, indent=2))
             (staging / "instructions.yaml").write_text(
                 yaml.safe_dump(
                     [i.to_dict() for i in instructions.instructions], sort_keys=False, allow_unicode=True
@@ -255,6 +265,12 @@ class ModelRegistry:
                 raise RegistryError(f"no model version {version!r}")
             return Path(row.path)
 
+    def validation_metrics(self, version: str) -> dict[str, dict[str, Any]]:
+        """Per head: accuracy, macro-F1, n and (when calibrated) ECE on the version's validation
+        split, from its folder's metrics.json."""
+        summary = json.loads((self.path_of(version) / "metrics.json").read_text())
+        return compact_metrics(summary.get("validation", {}))
+
     def load(self, version: str, options: ExecutorOptions | None = None) -> InstructionExecutor:
         return load_folder(self.path_of(version), version, options)
 
@@ -265,6 +281,9 @@ def load_folder(folder: Path, version: str, options: ExecutorOptions | None = No
     head_labels = json.loads((folder / "heads.json").read_text())
     model = InstructionModel(encoder, head_labels)
     model.heads.load_state_dict(load_file(str(folder / "heads.safetensors")))
+    calibration = folder / "calibration.json"  # absent in versions saved before calibration: raw
+    if calibration.is_file():
+        model.temperatures = {str(k): float(v) for k, v in json.loads(calibration.read_text()).items()}
     return InstructionExecutor(model, tokenizer, version, options)
 
 

@@ -209,9 +209,12 @@ def merge_heads(candidate: InstructionModel, incumbent: InstructionModel, kept: 
     """In place: each kept instruction answers in `candidate` as it did in `incumbent` (with its
     head, or zero-shot where the incumbent had none). Only valid when both share one encoder."""
     for name in kept:
+        candidate.temperatures.pop(name, None)
         if name in incumbent.head_labels:
             candidate.heads[name] = copy.deepcopy(incumbent.heads[name])
             candidate.head_labels[name] = list(incumbent.head_labels[name])
+            if name in incumbent.temperatures:
+                candidate.temperatures[name] = incumbent.temperatures[name]
         elif name in candidate.heads:
             del candidate.heads[name]
             del candidate.head_labels[name]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from connectors.entities import locate
+from models.calibration import calibration_report
 from models.datasets import DataError, Example, fingerprint
 from models.evaluation import classification_report
 from models.instructions import InstructionSet
@@ -34,6 +35,8 @@ from models.network import InstructionModel, entity_head, entity_token_mask
 from models.text import prepare_text
 
 log = logging.getLogger(__name__)
+
+MIN_CALIBRATION_ROWS = 20  # fewer validation rows fit a temperature to noise: the head stays raw
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,27 @@ class Trainer:
                 ).float()
         return out
 
+    def _calibrate(self, val: Sequence[Example]) -> dict[str, dict[str, Any]]:
+        """Fit each head's temperature on the validation rows and report ECE before and after
+        (on rows the reported temperature was not fitted on: `calibration_report`)."""
+        if not val:
+            return {}
+        self.model.eval()
+        features = self._embed(val)
+        with torch.inference_mode():
+            logits = self.model.logits(features)
+        reports: dict[str, dict[str, Any]] = {}
+        for name, labels in self.head_labels.items():
+            rows = [i for i, e in enumerate(val) if e.head == name]
+            if len(rows) < MIN_CALIBRATION_ROWS:
+                continue
+            targets = torch.tensor([labels.index(val[i].label) for i in rows])
+            reports[name] = calibration_report(
+                logits[name][torch.tensor(rows, device=self.device)].cpu(), targets
+            )
+            self.model.temperatures[name] = float(reports[name]["temperature"])
+        return reports
+
     @staticmethod
     def _score(reports: dict[str, Any]) -> float:
         return sum(r["macro_f1"] for r in reports.values()) / max(len(reports), 1)
@@ -281,6 +305,8 @@ class Trainer:
             "train": dict(Counter(e.head for e in train)),
             "validation": dict(Counter(e.head for e in val)),
         }
+        for name, report in self._calibrate(val).items():
+            best_reports.setdefault(name, {})["calibration"] = report
         self.model.eval()
         return TrainResult(
             model=self.model,

@@ -126,6 +126,22 @@ def test_train_register_activate_evaluate_rollback(tmp_path: Path, data_dir: Pat
     refused = run(home, "models", "rollback", ok=False)
     assert refused.returncode == 1 and "nothing to roll back" in refused.stderr
 
+    # A second version from the same data; `models compare` puts both validations side by side.
+    run(home, "train", "--data", str(tmp_path / "train.csv"), "--instruction", "sentiment",
+        "--label-map", mapping, "--text-column", "headline", "--label-column", "y",
+        "--mode", "heads", "--seed", "4")  # fmt: skip
+    second = run(home, "models", "list").stdout.splitlines()[-1].split()[0]
+    assert second != version
+    compared = json.loads(run(home, "models", "compare", version, second, "--json").stdout)
+    for v in (version, second):
+        saved = json.loads((home / "models" / v / "metrics.json").read_text())["validation"]["sentiment"]
+        figures = compared["validation"][v]["sentiment"]
+        assert figures["accuracy"] == round(saved["accuracy"], 4) and figures["n"] == saved["n"]
+        assert figures["ece"] == saved["calibration"]["ece_after"]
+    assert compared["data_fingerprint"][version] == compared["data_fingerprint"][second]
+    table = run(home, "models", "compare", version, second).stdout
+    assert "sentiment" in table and "macro_f1" in table and "validation splits are comparable" in table
+
     unmapped = run(home, "train", "--data", str(tmp_path / "train.csv"), "--instruction", "sentiment",
                    "--text-column", "headline", "--label-column", "y", ok=False)  # fmt: skip
     assert unmapped.returncode == 1 and "labels not in instruction 'sentiment'" in unmapped.stderr

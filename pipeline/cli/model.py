@@ -219,8 +219,47 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         registry.activate(args.version, reason="activated by operator")
         print(f"activated {args.version}")
         return 0
+    if args.action == "compare":
+        return _compare(registry, args.first, args.second, args.json)
     print(f"rolled back to {registry.rollback()}")
     return 0
+
+
+def _compare(registry: Any, first: str, second: str, as_json: bool) -> int:
+    """Two versions' validation figures side by side. Each version was validated on its own
+    split of its own training data: the figures compare like with like only for the same data
+    (the fingerprints say whether it was)."""
+    figures = {v: registry.validation_metrics(v) for v in (first, second)}
+    fingerprints = {info.version: info.data_fingerprint for info in registry.versions()}
+    if as_json:
+        print(
+            json.dumps({"validation": figures, "data_fingerprint": {v: fingerprints.get(v) for v in figures}})
+        )
+        return 0
+    a, b = figures[first], figures[second]
+    print(f"{'head':<20} {'metric':<9} {first[:24]:>24} {second[:24]:>24} {'change':>8}")
+    for head in sorted(set(a) | set(b)):
+        for metric in ("accuracy", "macro_f1", "ece", "n"):
+            left, right = a.get(head, {}).get(metric), b.get(head, {}).get(metric)
+            if left is None and right is None:
+                continue
+            change = (
+                f"{right - left:+.4f}" if left is not None and right is not None and metric != "n" else ""
+            )
+            print(f"{head:<20} {metric:<9} {_figure(left):>24} {_figure(right):>24} {change:>8}")
+    same = fingerprints.get(first) == fingerprints.get(second)
+    print(
+        "same training data: validation splits are comparable"
+        if same
+        else "different training data: each version's validation split is its own"
+    )
+    return 0
+
+
+def _figure(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 # --- batch classification and evaluation ------------------------------------------------------
@@ -476,6 +515,11 @@ def add_commands(sub: Any, run: Any) -> None:
     model_actions.add_parser("rollback", help="re-activate the previous version").set_defaults(
         func=run(cmd_models)
     )
+    compare = model_actions.add_parser("compare", help="two versions' validation metrics side by side")
+    compare.add_argument("first")
+    compare.add_argument("second")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(func=run(cmd_models))
 
     labels = sub.add_parser("labels", help="human labels: import, and the annotation queue")
     label_actions = labels.add_subparsers(dest="action", required=True)
