@@ -100,16 +100,18 @@ def split(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[
     groups: dict[tuple[str, str], list[Example]] = defaultdict(list)
     for example in unique:
         groups[(example.head, example.label)].append(example)
-    rng = random.Random(seed)
     train: list[Example] = []
     val: list[Example] = []
     for group in sorted(groups):
         members = groups[group]
-        rng.shuffle(members)
+        # Each group shuffled by its own seeded generator: adding a data set (a new head, a new
+        # label) leaves every other group's validation rows as they were, so two recipes that
+        # share a data set are validated on the same rows of it.
+        random.Random(f"{seed}:{group[0]}:{group[1]}").shuffle(members)
         n_val = round(len(members) * val_fraction) if len(members) >= 5 else 0
         val.extend(members[:n_val])
         train.extend(members[n_val:])
-    rng.shuffle(train)
+    random.Random(seed).shuffle(train)
     return train, val
 
 

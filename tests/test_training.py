@@ -98,3 +98,16 @@ def test_label_maps_and_unknown_labels(tmp_path: Path) -> None:
     assert [e.label for e in examples] == ["positive", "negative", "neutral"]
     with pytest.raises(DataError, match="SOURCE=TARGET"):
         parse_label_map("bullish")
+
+
+def test_adding_a_data_set_leaves_the_other_validation_rows_unchanged() -> None:
+    """Recipes that differ by one data set are validated on the same rows of the others."""
+    posts = [
+        Example(f"post {i}", "sentiment", ["negative", "neutral", "positive"][i % 3]) for i in range(300)
+    ]
+    entities = [Example(f"headline {i}", "sentiment", "positive", entity=f"Acme {i}") for i in range(100)]
+    topics = [Example(f"topic {i}", "topic", ["Macro", "Earnings"][i % 2]) for i in range(200)]
+    _, alone = split(posts + topics, 0.1, 13)
+    _, together = split(posts + entities + topics, 0.1, 13)
+    assert [e for e in together if e.entity is None] == alone
+    assert len([e for e in together if e.entity is not None]) == 10
