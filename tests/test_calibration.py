@@ -39,14 +39,23 @@ def test_calibration_lowers_ece_on_held_out_rows_and_is_saved(data_dir: Path, sq
     held = [e for e in held if prepare_text(e.text).casefold() not in seen]  # never trained on
     sentiment = InstructionSet.of([builtin().get("sentiment")])
     tokenizer, encoder = load_encoder("minilm")
-    # Inverse-frequency class weights: accurate enough, but its scores are off (under-confident).
+    # A head trained on and on, without weight decay or early stopping, grows over-confident, as
+    # long fine-tunes do: the miscalibration calibration is for, made reliably large.
     config = TrainConfig(
-        mode="heads", heads_epochs=60, val_fraction=0.2, class_weight_power=1.0, progress=False
+        mode="heads",
+        heads_epochs=150,
+        head_lr=0.05,
+        weight_decay=0.0,
+        patience=100,
+        val_fraction=0.2,
+        progress=False,
+        seed=1,
     )
     result = Trainer(encoder, tokenizer, sentiment, config).fit(train)
     report = result.metrics["sentiment"]["calibration"]
     assert report["n"] == result.counts["validation"]["sentiment"]
-    assert result.model.temperatures == {"sentiment": report["temperature"]} and report["temperature"] != 1.0
+    assert result.model.temperatures == {"sentiment": report["temperature"]}
+    assert report["temperature"] > 1.5  # over-confident: its scores are flattened
 
     from connectors.db.engine import make_engine
 
@@ -72,4 +81,4 @@ def test_calibration_lowers_ece_on_held_out_rows_and_is_saved(data_dir: Path, sq
     )
     assert torch.equal(raw.argmax(-1), calibrated.argmax(-1))  # the same labels, other scores
     before, after = expected_calibration_error(raw, targets), expected_calibration_error(calibrated, targets)
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.6 * before, (before, after)
