@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import DateTime, Engine, bindparam, text
 
-from connectors.db.views import json_number
+from connectors.db.views import signed_sentiment
 
 TICKER = "ticker"
 
@@ -103,10 +103,7 @@ def series_sql(dialect: str, query: SeriesQuery) -> str:
     # so predictions are looked up per recent article (by article id) instead of every
     # prediction of the instruction being scanned.
     def signed(alias: str) -> str:
-        return (
-            f"{json_number(dialect, f'{alias}.distribution', query.positive_label)}"
-            f" - {json_number(dialect, f'{alias}.distribution', query.negative_label)}"
-        )
+        return signed_sentiment(dialect, f"{alias}.distribution", query.positive_label, query.negative_label)
 
     if query.dimension == TICKER:
         keyed = """

@@ -89,11 +89,14 @@ def holdout_reports(
     executor: InstructionExecutor, holdout: Sequence[LabelRow | Example], instructions: InstructionSet
 ) -> dict[str, dict[str, Any]]:
     """Each instruction's report on its rows of `holdout` (labels or examples: text, instruction,
-    label), classified the way the worker classifies. Labels are about whole texts, so every
-    instruction is read at article scope here, an entity-only one included."""
+    label), classified the way the worker classifies. The labels judged are about whole texts,
+    so every instruction is read at article scope, an entity-only one included, and an example
+    labelled for one entity of a text (`Example.entity`) is no evidence of the text's answer."""
     reports: dict[str, dict[str, Any]] = {}
     for instruction in instructions.instructions:
-        rows = [r for r in holdout if r.instruction == instruction.name]
+        rows = [
+            r for r in holdout if r.instruction == instruction.name and getattr(r, "entity", None) is None
+        ]
         if not rows:
             continue
         only = InstructionSet.of([replace(instruction, active=True, scope=ARTICLE)])

@@ -35,6 +35,13 @@ def json_number(dialect: str, column: str, label: str) -> str:
     return f"COALESCE(json_extract({column}, '$.{label}'), 0)"
 
 
+def signed_sentiment(
+    dialect: str, column: str, positive: str = "positive", negative: str = "negative"
+) -> str:
+    """P(positive) - P(negative) from a distribution column: the views' and series' signed score."""
+    return f"{json_number(dialect, column, positive)} - {json_number(dialect, column, negative)}"
+
+
 def _latest(table: str, columns: str, key: str) -> str:
     """Each `key`'s latest row of `table` (by creation, then id): what the views read."""
     return f"""
@@ -57,8 +64,7 @@ def _latest_predictions() -> str:
 
 
 def _articles_classified(dialect: str) -> str:
-    positive = json_number(dialect, "s.distribution", "positive")
-    signed = f"{positive} - {json_number(dialect, 's.distribution', 'negative')}"
+    signed = signed_sentiment(dialect, "s.distribution")
     return f"""
 SELECT a.id AS article_id, a.source, a.url, a.title, a.published_at, a.ingested_at,
        t.label AS topic, t.score AS topic_score,
@@ -80,8 +86,7 @@ def _latest_entity_predictions() -> str:
 
 
 def _entity_sentiment(dialect: str) -> str:
-    positive = json_number(dialect, "e.distribution", "positive")
-    signed = f"{positive} - {json_number(dialect, 'e.distribution', 'negative')}"
+    signed = signed_sentiment(dialect, "e.distribution")
     return f"""
 SELECT e.article_id, a.published_at, a.title, e.entity, e.kind, e.ticker, e.found,
        e.label AS sentiment, e.score AS sentiment_score, {signed} AS sentiment_signed,
