@@ -316,6 +316,12 @@ _GROUP_STOP = frozenset(
 )
 
 
+def canonical_ticker(written: str) -> str:
+    """One spelling per ticker: upper case with a dot before the share class (`BRK.B`), as
+    cashtags and the news item's `tickers` write it; the SEC list writes `BRK-B`."""
+    return written.strip().upper().replace("-", ".")
+
+
 @dataclass(frozen=True)
 class Company:
     ticker: str
@@ -382,8 +388,7 @@ class CompanyDirectory:
 
     def ticker(self, written: str) -> Company | None:
         """A ticker as news writes it (`BRK.B`) or as the SEC lists it (`BRK-B`)."""
-        upper = written.upper()
-        return self.by_ticker.get(upper) or self.by_ticker.get(upper.replace(".", "-"))
+        return self.by_ticker.get(canonical_ticker(written))
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -410,12 +415,12 @@ def load_directory(
         for name in names:
             tokens = fold(str(name))
             if tokens:
-                company = Company(str(ticker).upper().replace(".", "-"), str(name), ambiguous(tokens))
+                company = Company(canonical_ticker(str(ticker)), str(name), ambiguous(tokens))
                 directory.add(tokens, company, override=True)
     if sec_file is not None and sec_file.is_file():
         records = json.loads(sec_file.read_text(encoding="utf-8"))
         for record in records.values() if isinstance(records, dict) else records:
-            title, ticker = str(record.get("title", "")), str(record.get("ticker", "")).upper()
+            title, ticker = str(record.get("title", "")), canonical_ticker(str(record.get("ticker", "")))
             if not title or not ticker:
                 continue
             for tokens in _variants(title):
@@ -437,8 +442,7 @@ class EntityRecogniser:
 
     def find(self, text: str, tickers: Sequence[str] = ()) -> list[Entity]:
         tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-        folded = [t[0].lower() for t in tokens]
-        known = {t.upper().replace(".", "-") for t in tickers}
+        known = {canonical_ticker(t) for t in tickers}
         companies: dict[str, tuple[str, list[tuple[int, int]]]] = {}  # ticker -> (surface, spans)
 
         def mention(ticker: str, surface: str, span: tuple[int, int]) -> None:
@@ -446,26 +450,15 @@ class EntityRecogniser:
 
         for pattern in (_CASHTAG, _EXCHANGE):
             for match in pattern.finditer(text):
-                written = match.group(1).upper()
-                company = self.directory.ticker(written)
-                ticker = company.ticker if company else written.replace(".", "-")
+                company = self.directory.ticker(match.group(1))
+                ticker = company.ticker if company else canonical_ticker(match.group(1))
                 known.add(ticker)
                 mention(ticker, match.group(0).strip("() "), match.span())
         ticker_spans = [span for _, spans in companies.values() for span in spans]
         # A ticker mention's words are not names too: "NASDAQ: AAPL" is Apple, not Nasdaq Inc.
         taken = [any(s <= t[1] < e for s, e in ticker_spans) for t in tokens]
-        i = 0
-        while i < len(tokens):
-            named = None if taken[i] else self._name_at(tokens, folded, i, known)
-            if named is None:
-                i += 1
-                continue
-            length, company = named
-            start, end = tokens[i][1], tokens[i + length - 1][2]
-            mention(company.ticker, text[start:end], (start, end))
-            for j in range(i, i + length):
-                taken[j] = True
-            i += length
+        for company, span in self._names(text, tokens, taken, known):
+            mention(company.ticker, text[span[0] : span[1]], span)
         found = [
             Entity(surface, COMPANY, ticker, tuple(sorted(spans)))
             for ticker, (surface, spans) in companies.items()
@@ -473,6 +466,31 @@ class EntityRecogniser:
         company_spans = [span for e in found for span in e.spans]
         found.extend(self._others(text, tokens, taken, company_spans))
         return sorted(found, key=lambda e: e.spans[0][0])
+
+    def company_tickers(self, text: str) -> list[str]:
+        """Tickers of the companies the text names by name (not by cashtag), first mention first."""
+        tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        named = self._names(text, tokens, [False] * len(tokens), set())
+        return list(dict.fromkeys(company.ticker for company, _ in named))
+
+    def _names(
+        self, text: str, tokens: list[tuple[str, int, int]], taken: list[bool], known: set[str]
+    ) -> list[tuple[Company, tuple[int, int]]]:
+        """Company names in the text, longest match first at each word; marks their words taken."""
+        folded = [t[0].lower() for t in tokens]
+        found: list[tuple[Company, tuple[int, int]]] = []
+        i = 0
+        while i < len(tokens):
+            named = None if taken[i] else self._name_at(tokens, folded, i, known)
+            if named is None:
+                i += 1
+                continue
+            length, company = named
+            found.append((company, (tokens[i][1], tokens[i + length - 1][2])))
+            for j in range(i, i + length):
+                taken[j] = True
+            i += length
+        return found
 
     def _name_at(
         self, tokens: list[tuple[str, int, int]], folded: list[str], i: int, known: set[str]

@@ -43,6 +43,9 @@ def test_sec_companies_are_found_by_name_and_ticker(recogniser: EntityRecogniser
     # Tickers as cashtags and exchange mentions, and the exchange is not a company there.
     found = _companies(recogniser, "Acme (NASDAQ: AAPL) and NYSE:F gain, $MSFT too")
     assert found == {"NASDAQ: AAPL": "AAPL", "NYSE:F": "F", "$MSFT": "MSFT"}
+    # One spelling per ticker, the cashtags' (the SEC list writes BRK-B): one entity for both.
+    berkshire = recogniser.find("Berkshire Hathaway buys more; $BRK.B up")
+    assert [(e.ticker, len(e.spans)) for e in berkshire] == [("BRK.B", 2)]
     # Several mentions of one company are one entity with every span.
     tesla = [e for e in recogniser.find("Tesla rallies as $TSLA tops Tesla's target") if e.ticker == "TSLA"]
     assert len(tesla) == 1 and len(tesla[0].spans) == 3
