@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     dashboard_token: SecretStr | None = Field(
         default=None, description="Required when the dashboard binds a non-loopback address."
     )
+    analyst_password: SecretStr | None = Field(
+        default=None,
+        description="Password `finsent db analyst-role` gives the read-only analyst login; unset: "
+        "a random one is generated and printed once.",
+    )
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8050, gt=0, lt=65536)
     chromium: str = Field(default="chromium", description="Headless Chromium for `finsent report`.")

@@ -29,6 +29,55 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.db.admin import database_bytes, table_stats
+    from pipeline.cli.common import open_engine
+
+    engine = open_engine(settings)
+    stats = table_stats(engine)
+    total = database_bytes(engine)
+    if args.json:
+        print(json.dumps({"tables": [s.__dict__ for s in stats], "database_bytes": total}))
+        return 0
+    print(f"{'table':<28} {'rows':>12} {'size':>10}")
+    for row in stats:
+        print(f"{row.name:<28} {row.rows:>12,} {_size(row.bytes):>10}")
+    print(f"{'database':<28} {'':>12} {_size(total):>10}")
+    return 0
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024  # type: ignore[assignment]
+    return str(value)
+
+
+def cmd_db_analyst_role(args: argparse.Namespace, settings: Settings) -> int:
+    """The password comes from FINSENT_ANALYST_PASSWORD (never the command line, which other
+    users can see in the process list); without one a random password is made and printed once."""
+    import secrets
+
+    from connectors.db.admin import create_analyst_role
+    from pipeline.cli.common import open_engine
+
+    password = settings.analyst_password.get_secret_value() if settings.analyst_password else ""
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(18)
+    engine = open_engine(settings)
+    relations = create_analyst_role(engine, args.name, password, args.statement_timeout)
+    url = engine.url
+    print(f"role {args.name}: SELECT on {len(relations)} views and tables, read-only, no DDL")
+    if generated:
+        print(f"password (shown once; store it now): {password}")
+    print(f'connect: psql "host={url.host} port={url.port} dbname={url.database} user={args.name}"')
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.dedup import DedupStore
     from connectors.fetch import FetchError, FetchPolicy, PoliteFetcher
@@ -169,6 +218,13 @@ def add_commands(sub: Subparsers, run: Register) -> None:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=run(cmd_db_upgrade))
+    stats = db.add_parser("stats", help="row count and size of every table")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=run(cmd_db_stats))
+    role = db.add_parser("analyst-role", help="a read-only login for analysts (PostgreSQL)")
+    role.add_argument("--name", required=True)
+    role.add_argument("--statement-timeout", type=int, default=60, help="seconds (default 60)")
+    role.set_defaults(func=run(cmd_db_analyst_role))
 
     dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     replay = dlq.add_parser("replay", help="send unresolved dead letters back through the pipeline")
