@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     dlq_retention_days: float = Field(
         default=30.0, gt=0, description="Resolved dead letters older are pruned."
     )
+    body_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Bodies of articles published longer ago are emptied (titles and predictions "
+        "stay); unset: kept for ever.",
+    )
+    superseded_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Predictions replaced by a newer model's longer ago are deleted (the newest "
+        "always stays); unset: kept for comparison for ever.",
+    )
     model_refresh_s: float = Field(
         default=10.0, gt=0, description="How often a worker checks for a new model."
     )

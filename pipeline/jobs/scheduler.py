@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from connectors.db import job_locks
 from connectors.db.engine import ping_database
-from connectors.db.housekeeping import prune_dead_letters
+from connectors.db.housekeeping import Retention, apply_retention
 from connectors.db.label_store import count_labels_since
 from connectors.processes import pid_alive
 from pipeline.jobs.alert_scan import run_alert_cycle
@@ -107,9 +107,15 @@ def retrain_on_labels() -> None:
 
 def housekeeping() -> None:
     def work(ctx: JobContext) -> str:
-        pruned = prune_dead_letters(ctx.engine, ctx.settings.dlq_retention_days)
-        log.info("housekeeping", extra={"event": "housekeeping", "dlq_pruned": pruned})
-        return f"pruned {pruned} dead letters"
+        settings = ctx.settings
+        removed = apply_retention(
+            ctx.engine,
+            Retention(
+                settings.dlq_retention_days, settings.body_retention_days, settings.superseded_retention_days
+            ),
+        )
+        log.info("housekeeping", extra={"event": "housekeeping", **removed})
+        return ", ".join(f"{what}: {n}" for what, n in removed.items())
 
     _guarded("housekeeping", 60.0, work)
 
