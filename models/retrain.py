@@ -31,7 +31,7 @@ from models.evaluation import classification_report
 from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import ARTICLE, InstructionSet
 from models.labels import is_holdout, text_hash
-from models.network import InstructionModel
+from models.network import InstructionModel, entity_head
 from models.recipes import get_recipe
 from models.registry import ModelRegistry, base_executor, compact_metrics
 from models.training import TrainConfig, Trainer
@@ -103,6 +103,28 @@ def holdout_reports(
         predicted = [a[instruction.name].label for a in executor.classify([r.text for r in rows], only)]
         reports[instruction.name] = classification_report(
             [r.label for r in rows], predicted, instruction.label_names
+        )
+    return reports
+
+
+def entity_holdout_reports(
+    executor: InstructionExecutor, holdout: Sequence[Example], instructions: InstructionSet
+) -> dict[str, dict[str, Any]]:
+    """Each entity-scoped instruction's report on the examples labelled for one entity of a text
+    (`NAME@entity`), each text read once with its entity, as the worker would."""
+    reports: dict[str, dict[str, Any]] = {}
+    for instruction in instructions.instructions:
+        rows = [e for e in holdout if e.instruction == instruction.name and e.entity is not None]
+        if not rows or not instruction.per_entity:
+            continue
+        only = InstructionSet.of([replace(instruction, active=True)])
+        answers = executor.classify_items([e.text for e in rows], only, [[e.entity or ""] for e in rows])
+        predicted = [
+            a.entities[e.entity or ""].outputs[instruction.name].label
+            for a, e in zip(answers, rows, strict=True)
+        ]
+        reports[entity_head(instruction.name)] = classification_report(
+            [e.label for e in rows], predicted, instruction.label_names
         )
     return reports
 

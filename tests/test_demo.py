@@ -45,4 +45,7 @@ def test_demo_accounts_for_every_message_on_sqlite(
     }
     assert set(held_out) == {"sentiment", "topic"}, out[-2000:]
     assert held_out["sentiment"] > 0.65 and held_out["topic"] > 0.6
+    # Sentiment toward each entity of a headline (SEntFiN), held out the same way.
+    entity = re.search(r"^  sentiment@entity\s+accuracy (?P<accuracy>[0-9.]+)", out, re.MULTILINE)
+    assert entity is not None and float(entity["accuracy"]) > 0.6, out[-2000:]
     assert "zero-shot" not in out.split("=== summary ===")[0]

@@ -143,7 +143,7 @@ def run_demo(settings: Settings, items: int = 2000) -> int:
         print("the model's accuracy on held-out examples it never saw (a tenth of its data sets):")
         for name, figures in quick.held_out.items():
             print(
-                f"  {name:<10} accuracy {figures['accuracy']:.3f}  macro-F1 {figures['macro_f1']:.3f}  "
+                f"  {name:<16} accuracy {figures['accuracy']:.3f}  macro-F1 {figures['macro_f1']:.3f}  "
                 f"(n={figures['n']})"
             )
     if not ok:
