@@ -111,13 +111,24 @@ def sentfin_entities(data_dir: Path, instructions: InstructionSet) -> list[Examp
     """Every entity of every training headline, with its own sentiment: what the entity head of
     `sentiment` learns (a quarter of the headlines name several entities, often with opposite
     sentiments)."""
+    return sentfin_entity_examples(data_dir, instructions, validation=False)
+
+
+def sentfin_entity_examples(data_dir: Path, instructions: InstructionSet, validation: bool) -> list[Example]:
+    """One example per entity of each headline on one side of the fixed split (none when
+    `sentiment` is not entity-scoped)."""
     if not instructions.get("sentiment").per_entity:
         return []
     return [
         Example(h.title, "sentiment", label, entity=name)
-        for h in sentfin_headlines(data_dir, validation=False)
+        for h in sentfin_headlines(data_dir, validation=validation)
         for name, label in h.entities
     ]
+
+
+def entity_validation(data_dir: Path, instructions: InstructionSet) -> list[Example]:
+    """Every entity of every SEntFiN validation headline: no recipe trains on them."""
+    return sentfin_entity_examples(data_dir, instructions, validation=True)
 
 
 Loader = Callable[[Path, InstructionSet], list[Example]]

@@ -5,7 +5,8 @@ neutral where most are neutral: a newcomer would read the numbers as what the pr
 first run trains on seeded slices of the shared data (about two minutes on 2 cores) and keeps the
 model under FINSENT_CACHE_DIR; later runs adopt it in a second. Its accuracy is measured on a
 held-out tenth of those slices (chosen by text hash) that neither training nor its epoch
-selection saw, and printed with the summary.
+selection saw, and sentiment toward each entity on SEntFiN's validation headlines (which no
+recipe trains on); both are printed with the summary.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pipeline.settings import Settings
 
 RECIPE = "quick"
 HELD_OUT_SHARE = 0.1
-# Part of the cache key: bump it when what is cached changes (2: the held-out report gained
+# Part of the cache key: bump it when what is cached changes (3: the held-out report gained
 # sentiment@entity), or a cache written by older code would be adopted with its old figures.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+ENTITY_HELD_OUT = 1000  # SEntFiN validation entities scored for the summary (about 10 s)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def _train(
     from models.encoder import load_encoder
     from models.instructions import InstructionSet
     from models.labels import is_holdout, text_hash
+    from models.recipes import capped, entity_validation
     from models.registry import compact_metrics
     from models.retrain import entity_holdout_reports, holdout_reports
     from models.training import Trainer
@@ -103,6 +106,10 @@ def _train(
     sides = [is_holdout(text_hash(e.text), HELD_OUT_SHARE) for e in examples]
     held = [e for e, is_held in zip(examples, sides, strict=True) if is_held]
     train = [e for e, is_held in zip(examples, sides, strict=True) if not is_held]
+    # The recipe's SEntFiN loaders read only the training side of SEntFiN's fixed split, and that
+    # split's hash threshold (0.15) contains this one (0.1): a held-out tenth taken here holds no
+    # SEntFiN headline at all. Entity-level sentiment is measured on SEntFiN's own validation side.
+    held += capped(entity_validation, ENTITY_HELD_OUT)(settings.data_dir, instructions)
     trained = InstructionSet.of(
         i for i in instructions.instructions if i.name in {e.instruction for e in train}
     )

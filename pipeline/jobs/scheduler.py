@@ -26,6 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from connectors.db import job_locks
 from connectors.db.engine import ping_database
@@ -148,11 +149,32 @@ def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTri
     }
 
 
+JOB_TABLE = "apscheduler_jobs"
+
+
+def create_job_table(store: SQLAlchemyJobStore, attempts: int = 5) -> None:
+    """The job store's table, created if missing before the scheduler starts.
+
+    Two schedulers started together on a fresh PostgreSQL database both find no table and both
+    CREATE it; the loser fails on the catalogue's unique index (pg_type) or "already exists", and
+    the job store's own start() would end that process. Another attempt finds the table there."""
+    for attempt in range(attempts):
+        try:
+            store.jobs_t.create(store.engine, checkfirst=True)
+            return
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     global _context
     _context = JobContext(settings, engine, f"{socket.gethostname()}:{os.getpid()}")
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+    create_job_table(store)
     options = {
-        "jobstores": {"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+        "jobstores": {"default": store},
         "executors": {"default": ThreadPoolExecutor(4)},
         "job_defaults": {
             "coalesce": True,
