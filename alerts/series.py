@@ -99,9 +99,12 @@ def _floor_int(dialect: str, expression: str) -> str:
 
 
 def series_sql(dialect: str, query: SeriesQuery) -> str:
+    # Each article's latest answers come from the current_* tables (connectors/db/current.py):
+    # ranking the raw predictions here made PostgreSQL scan a CTE it estimated at a few rows once
+    # per recent article, quadratic in the window's volume.
     # CROSS JOIN + WHERE is an inner join to PostgreSQL; to SQLite it also fixes the join order,
-    # so predictions are looked up per recent article (by article id) instead of every
-    # prediction of the instruction being scanned.
+    # so answers are looked up per recent article (by article id) instead of every answer of the
+    # instruction being scanned.
     def signed(alias: str) -> str:
         return signed_sentiment(dialect, f"{alias}.distribution", query.positive_label, query.negative_label)
 
@@ -109,13 +112,13 @@ def series_sql(dialect: str, query: SeriesQuery) -> str:
         keyed = """
     SELECT r.id, r.published_at, k.ticker AS series_key
     FROM recent r JOIN article_tickers k ON k.article_id = r.id"""
+        # Several entities of one article can share a ticker ("Tesla" and "$TSLA" given
+        # separately): the first by name answers, as in v_ticker_sentiment_items.
         toward = """,
 toward AS (
     SELECT e.article_id, e.ticker, e.label, e.distribution,
-           ROW_NUMBER() OVER (
-               PARTITION BY e.article_id, e.ticker ORDER BY e.created_at DESC, e.entity, e.id DESC
-           ) AS rn
-    FROM recent r CROSS JOIN entity_predictions e
+           ROW_NUMBER() OVER (PARTITION BY e.article_id, e.ticker ORDER BY e.entity) AS rn
+    FROM recent r CROSS JOIN current_entity_predictions e
     WHERE e.article_id = r.id AND e.instruction = :sentiment AND e.ticker IS NOT NULL
 )"""
         joined = """
@@ -128,7 +131,8 @@ LEFT JOIN toward t ON t.article_id = keyed.id AND t.ticker = keyed.series_key AN
     else:
         keyed = """
     SELECT r.id, r.published_at, d.label AS series_key
-    FROM recent r JOIN latest d ON d.article_id = r.id AND d.instruction = :dimension AND d.rn = 1"""
+    FROM recent r CROSS JOIN current_predictions d
+    WHERE d.article_id = r.id AND d.instruction = :dimension"""
         toward, joined = "", ""
         label, rated = "s.label", "s.article_id"
         signed_value = f"CASE WHEN s.article_id IS NULL THEN 0 ELSE {signed('s')} END"
@@ -137,14 +141,6 @@ LEFT JOIN toward t ON t.article_id = keyed.id AND t.ticker = keyed.series_key AN
 WITH recent AS (
     SELECT a.id, a.published_at FROM articles a
     WHERE a.published_at > :start AND a.published_at <= :end
-),
-latest AS (
-    SELECT p.article_id, p.instruction, p.label, p.distribution,
-           ROW_NUMBER() OVER (
-               PARTITION BY p.article_id, p.instruction ORDER BY p.created_at DESC, p.id DESC
-           ) AS rn
-    FROM recent r CROSS JOIN predictions p
-    WHERE p.article_id = r.id AND p.instruction IN (:dimension, :sentiment)
 ){toward},
 keyed AS ({keyed}
 )
@@ -154,7 +150,7 @@ SELECT keyed.series_key, {_floor_int(dialect, age)} AS idx,
        COUNT({rated}) AS rated,
        COALESCE(SUM({signed_value}), 0) AS signed_sum
 FROM keyed
-LEFT JOIN latest s ON s.article_id = keyed.id AND s.instruction = :sentiment AND s.rn = 1{joined}
+LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :sentiment{joined}
 GROUP BY keyed.series_key, idx"""
 
 

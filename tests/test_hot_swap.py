@@ -17,6 +17,7 @@ from connectors.db.engine import make_engine
 from connectors.db.schema import Article, DeadLetter, Label, Prediction
 from models.labels import text_hash
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
+from tests.current_helpers import assert_current_is_latest
 from tests.kafka_helpers import raw_producer
 from tests.model_helpers import sentiment_slice
 
@@ -135,6 +136,8 @@ def test_labels_retrain_and_hot_swap_without_loss(
     engine = make_engine(stack.database_url)
     with Session(engine) as session:
         latest = session.scalars(select(Article.id).order_by(Article.ingested_at.desc()).limit(third)).all()
+    # Across the swap, the views' current answers are each article's latest, by a recount.
+    assert assert_current_is_latest(engine) >= 2 * final["articles"]
     engine.dispose()
     assert all(set(by_article[a]) == {new_version} for a in latest)
     assert worker.alive()

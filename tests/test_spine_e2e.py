@@ -16,6 +16,7 @@ from connectors.db.engine import make_engine
 from connectors.db.schema import Article
 from pipeline.service.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
+from tests.current_helpers import assert_current_is_latest
 from tests.kafka_helpers import group_lag, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -47,6 +48,9 @@ def test_5000_items_exact_then_replay_adds_nothing(
     settings = stack.settings()
     wait_for(lambda: group_lag(stack.kafka, settings.consumer_group, settings.topic_raw) == 0, 240, "lag 0")
     assert counts(stack) == final
+    engine = make_engine(stack.database_url)
+    assert assert_current_is_latest(engine) >= 2 * first["produced"]
+    engine.dispose()
     assert worker.alive()
     classified = read_all(stack.kafka, settings.topic_classified)
     assert {r.key.decode() for r in classified} == _article_ids(stack)

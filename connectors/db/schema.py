@@ -92,7 +92,8 @@ class Article(Base):
     fetched_at: Mapped[datetime]
     lang: Mapped[str] = mapped_column(String(16), default="en")
     tickers: Mapped[list[str]] = mapped_column(default=list)
-    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed for "the latest N classified" (dashboard, README), which otherwise sorts every row.
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     kafka_partition: Mapped[int | None]
     kafka_offset: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -152,6 +153,45 @@ class EntityPrediction(Base):
     zero_shot: Mapped[bool] = mapped_column(Boolean, default=False)
     model_version: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CurrentPrediction(Base):
+    """Each article's latest prediction per instruction, kept by triggers on `predictions`
+    (connectors/db/current.py): what the views and the alert series read."""
+
+    __tablename__ = "current_predictions"
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    instruction: Mapped[str] = mapped_column(String(100), primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(BigIntId)
+    label: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    distribution: Mapped[dict[str, float]]
+    zero_shot: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class CurrentEntityPrediction(Base):
+    """Each entity's latest prediction per article and instruction, kept by triggers on
+    `entity_predictions`."""
+
+    __tablename__ = "current_entity_predictions"
+    __table_args__ = (Index("ix_current_entity_predictions_ticker", "ticker", "instruction"),)
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    instruction: Mapped[str] = mapped_column(String(100), primary_key=True)
+    entity_prediction_id: Mapped[int] = mapped_column(BigIntId)
+    kind: Mapped[str] = mapped_column(String(16))
+    ticker: Mapped[str | None] = mapped_column(String(16))
+    found: Mapped[bool] = mapped_column(Boolean)
+    label: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    distribution: Mapped[dict[str, float]]
+    zero_shot: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
 
 
 class Label(Base):

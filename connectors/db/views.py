@@ -10,8 +10,10 @@ for that ticker's company where the model gave one (`entity_predictions`), else 
 sentiment (cashtag-only tickers, articles stored before entity scope). `sentiment_source` says
 which, per row of `v_ticker_sentiment_items`.
 
-Migration 0001 created the views before `entity_predictions` existed, so it asks for
-`entities=False`; migration 0005 recreates them with it.
+The latest rows come from `current_predictions` and `current_entity_predictions`, which
+triggers keep (connectors/db/current.py). Migrations 0001 and 0005 created views that ranked
+the raw tables instead (`current=False`), and 0001 before `entity_predictions` existed
+(`entities=False`); each migration asks for the views of its own schema.
 """
 
 from __future__ import annotations
@@ -55,12 +57,19 @@ FROM (
 WHERE rn = 1"""
 
 
-def _latest_predictions() -> str:
-    return _latest(
-        "predictions",
-        "id, article_id, instruction, label, score, distribution, zero_shot, model_version, created_at",
-        "t.article_id, t.instruction",
-    )
+_PREDICTION_COLUMNS = (
+    "article_id, instruction, label, score, distribution, zero_shot, model_version, created_at"
+)
+_ENTITY_COLUMNS = (
+    "article_id, entity, kind, ticker, found, instruction, label, score, distribution, "
+    "zero_shot, model_version, created_at"
+)
+
+
+def _latest_predictions(current: bool) -> str:
+    if current:
+        return f"SELECT prediction_id AS id, {_PREDICTION_COLUMNS} FROM current_predictions"
+    return _latest("predictions", f"id, {_PREDICTION_COLUMNS}", "t.article_id, t.instruction")
 
 
 def _articles_classified(dialect: str) -> str:
@@ -76,13 +85,10 @@ LEFT JOIN v_latest_predictions t ON t.article_id = a.id AND t.instruction = 'top
 LEFT JOIN v_latest_predictions s ON s.article_id = a.id AND s.instruction = 'sentiment'"""
 
 
-def _latest_entity_predictions() -> str:
-    return _latest(
-        "entity_predictions",
-        "id, article_id, entity, kind, ticker, found, instruction, label, score, distribution, "
-        "zero_shot, model_version, created_at",
-        "t.article_id, t.entity, t.instruction",
-    )
+def _latest_entity_predictions(current: bool) -> str:
+    if current:
+        return f"SELECT entity_prediction_id AS id, {_ENTITY_COLUMNS} FROM current_entity_predictions"
+    return _latest("entity_predictions", f"id, {_ENTITY_COLUMNS}", "t.article_id, t.entity, t.instruction")
 
 
 def _entity_sentiment(dialect: str) -> str:
@@ -141,12 +147,12 @@ WHERE {key} IS NOT NULL
 GROUP BY {bucket}, {key}"""
 
 
-def view_definitions(dialect: str, entities: bool = True) -> Iterator[tuple[str, str]]:
+def view_definitions(dialect: str, entities: bool = True, current: bool = True) -> Iterator[tuple[str, str]]:
     """(name, SELECT) pairs in dependency order, for one dialect ('postgresql' or 'sqlite')."""
-    yield "v_latest_predictions", _latest_predictions()
+    yield "v_latest_predictions", _latest_predictions(current)
     yield "v_articles_classified", _articles_classified(dialect)
     if entities:
-        yield "v_latest_entity_predictions", _latest_entity_predictions()
+        yield "v_latest_entity_predictions", _latest_entity_predictions(current)
         yield "v_entity_sentiment", _entity_sentiment(dialect)
         yield "v_ticker_sentiment_items", _ticker_sentiment_items()
     for suffix, grain in _GRAINS.items():
@@ -154,8 +160,10 @@ def view_definitions(dialect: str, entities: bool = True) -> Iterator[tuple[str,
             yield f"v_{dimension}_sentiment_{suffix}", _series(dialect, grain, dimension, entities)
 
 
-def create_views_sql(dialect: str, entities: bool = True) -> list[str]:
-    return [f"CREATE VIEW {name} AS {select}" for name, select in view_definitions(dialect, entities)]
+def create_views_sql(dialect: str, entities: bool = True, current: bool = True) -> list[str]:
+    return [
+        f"CREATE VIEW {name} AS {select}" for name, select in view_definitions(dialect, entities, current)
+    ]
 
 
 def drop_views_sql(dialect: str, entities: bool = True) -> list[str]:

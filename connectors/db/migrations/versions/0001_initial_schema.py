@@ -220,7 +220,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_predictions_created_at"), ["created_at"], unique=False)
         batch_op.create_index("ix_predictions_instruction_label", ["instruction", "label"], unique=False)
 
-    for statement in create_views_sql(op.get_bind().dialect.name, entities=False):
+    for statement in create_views_sql(op.get_bind().dialect.name, entities=False, current=False):
         op.execute(statement)
 
 

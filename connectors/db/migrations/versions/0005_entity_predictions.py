@@ -58,7 +58,7 @@ def upgrade() -> None:
     op.create_index("ix_entity_predictions_article_id", "entity_predictions", ["article_id"])
     op.create_index("ix_entity_predictions_created_at", "entity_predictions", ["created_at"])
     op.create_index("ix_entity_predictions_ticker", "entity_predictions", ["ticker", "instruction"])
-    for statement in create_views_sql(dialect, entities=True):
+    for statement in create_views_sql(dialect, entities=True, current=False):
         op.execute(statement)
 
 
@@ -72,5 +72,5 @@ def downgrade() -> None:
     op.drop_table("entity_predictions")
     with op.batch_alter_table("instructions") as batch:
         batch.drop_column("scope")
-    for statement in create_views_sql(dialect, entities=False):
+    for statement in create_views_sql(dialect, entities=False, current=False):
         op.execute(statement)
