@@ -31,7 +31,7 @@ from alerts import lifecycle, outbox, silences
 from alerts.detectors import score, standardise, standardise_proportion
 from alerts.lifecycle import CANCELLED, FIRING, OPEN_STATES, PENDING, RESOLVED, Observation
 from alerts.rules import Rule
-from alerts.series import SeriesQuery, SeriesSet, read_series
+from alerts.series import SeriesQuery, SeriesSet, live_version, read_series
 from connectors.db.schema import Alert, AlertEvent
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,19 @@ def _floors(metric: str, values: NDArray[np.float64], volume: NDArray[np.float64
 
 
 def evaluate(
-    engine: Engine, rule: Rule, now: datetime, cache: dict[SeriesQuery, SeriesSet] | None = None
+    engine: Engine,
+    rule: Rule,
+    now: datetime,
+    cache: dict[SeriesQuery, SeriesSet] | None = None,
+    version: str | None = None,
 ) -> list[Observation]:
     """The rule's detector on every key that has data in its window, all keys at once. Rules
-    reading the same series (dimension, bucket, baseline) share one query through `cache`."""
+    reading the same series (dimension, bucket, baseline) share one query through `cache`.
+    With `version`, only points that model version labelled entirely are judged or compared."""
     query = rule.series_query()
     series = cache.get(query) if cache is not None else None
     if series is None:
-        series = read_series(engine, query, now)
+        series = read_series(engine, query, now, version)
         if cache is not None:
             cache[query] = series
     rows = [i for i, key in enumerate(series.keys) if not rule.keys or key in rule.keys]
@@ -130,11 +135,15 @@ def scan(
     rules: Iterable[Rule],
     receivers: Collection[str],
     now: datetime,
+    like_with_like: bool = True,
 ) -> ScanReport:
     report = ScanReport()
     enabled = {rule.name: rule for rule in rules if rule.enabled}
     cache: dict[SeriesQuery, SeriesSet] = {}
-    observed = {name: evaluate(engine, rule, now, cache) for name, rule in enabled.items()}
+    # Like with like: after a promotion, the new model's labels are judged only against a
+    # baseline it labelled too (the backfill re-labels history), never against the old model's.
+    version = live_version(engine) if like_with_like else None
+    observed = {name: evaluate(engine, rule, now, cache, version) for name, rule in enabled.items()}
     with Session(engine) as session, session.begin():
         open_alerts = {
             (a.rule, a.series_key): a

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import DateTime, Engine, bindparam, text
 
-from connectors.db.views import signed_sentiment
+from connectors.db.sql_expressions import signed_sentiment
 
 TICKER = "ticker"
 
@@ -53,18 +53,24 @@ class SeriesSet:
     negative: NDArray[np.float64]
     rated: NDArray[np.float64]
     signed_sum: NDArray[np.float64]
+    # Points left out because another model version labelled some of their articles: no value
+    # (NaN) and no volume, so they neither enter a baseline nor get judged.
+    mixed: NDArray[np.bool_] | None = None
     index: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = {key: i for i, key in enumerate(self.keys)}
+        if self.mixed is None:
+            self.mixed = np.zeros(self.volume.shape[1] if self.volume.ndim == 2 else 0, dtype=bool)
 
     def matrix(self, metric: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(metric values, volume behind each value), one row per key; shares and means are NaN
         where nothing was rated."""
+        gap = np.broadcast_to(self.mixed if self.mixed is not None else False, self.volume.shape)
         if metric == "volume":
-            return self.volume, self.volume
+            return np.where(gap, np.nan, self.volume), self.volume
         if metric == "negative_volume":
-            return self.negative, self.negative
+            return np.where(gap, np.nan, self.negative), self.negative
         rated = self.rated
         with np.errstate(invalid="ignore", divide="ignore"):
             if metric == "negative_share":
@@ -154,7 +160,40 @@ LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :
 GROUP BY keyed.series_key, idx"""
 
 
-def read_series(engine: Engine, query: SeriesQuery, now: datetime) -> SeriesSet:
+def live_version(engine: Engine, sentiment_instruction: str = "sentiment") -> str | None:
+    """The model version that answered the newest article: the one the workers run now."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT c.model_version FROM articles a CROSS JOIN current_predictions c "
+                "WHERE c.article_id = a.id AND c.instruction = :sentiment "
+                "ORDER BY a.ingested_at DESC, a.id DESC LIMIT 1"
+            ),
+            {"sentiment": sentiment_instruction},
+        ).scalar()
+
+
+def other_version_sql(dialect: str, query: SeriesQuery) -> str:
+    """Per point (idx, as in series_sql): articles whose current sentiment (or, for an
+    instruction dimension, whose key) another model version gave."""
+    instructions = ":sentiment" if query.dimension == TICKER else ":sentiment, :dimension"
+    age = f"(:end_epoch - {_epoch(dialect, 'a.published_at')}) / :bucket_s"
+    return f"""
+SELECT {_floor_int(dialect, age)} AS idx, COUNT(*) AS articles
+FROM articles a
+WHERE a.published_at > :start AND a.published_at <= :end
+  AND EXISTS (
+      SELECT 1 FROM current_predictions c
+      WHERE c.article_id = a.id AND c.instruction IN ({instructions}) AND c.model_version <> :version
+  )
+GROUP BY {_floor_int(dialect, age)}"""
+
+
+def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str | None = None) -> SeriesSet:
+    """The series at `now`. With `version`, points holding any article another model version
+    answered are left out (all zero, `mixed` set): the alert scan judges a window only against
+    a baseline labelled by the same model, so a promotion is not read as news while the backfill
+    re-labels the history (pipeline/jobs/backfill.py)."""
     end = now.astimezone(UTC)
     start = end - timedelta(seconds=query.bucket_s * query.points)
     statement = text(series_sql(engine.dialect.name, query)).bindparams(
@@ -170,8 +209,18 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime) -> SeriesSet:
         "sentiment": query.sentiment_instruction,
         "negative": query.negative_label,
     }
+    mixed = np.zeros(query.points, dtype=bool)
     with engine.connect() as conn:
         rows = conn.execute(statement, params).all()
+        if version is not None:
+            other = text(other_version_sql(engine.dialect.name, query)).bindparams(
+                bindparam("start", type_=DateTime(timezone=True)),
+                bindparam("end", type_=DateTime(timezone=True)),
+            )
+            for idx, _count in conn.execute(other, {**params, "version": version}):
+                point = query.points - 1 - int(idx)
+                if 0 <= point < query.points:
+                    mixed[point] = True
     keys = sorted({str(row[0]) for row in rows})
     shape = (len(keys), query.points)
     arrays = {name: np.zeros(shape) for name in ("volume", "negative", "rated", "signed_sum")}
@@ -185,6 +234,8 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime) -> SeriesSet:
         arrays["negative"][i, point] += negative or 0
         arrays["rated"][i, point] += rated or 0
         arrays["signed_sum"][i, point] += float(signed_sum or 0.0)
+    for values in arrays.values():
+        values[:, mixed] = 0.0
     return SeriesSet(
         end=end,
         bucket_s=query.bucket_s,
@@ -193,4 +244,5 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime) -> SeriesSet:
         negative=arrays["negative"],
         rated=arrays["rated"],
         signed_sum=arrays["signed_sum"],
+        mixed=mixed,
     )

@@ -124,6 +124,28 @@ class Settings(BaseSettings):
 
     # --- alerts ------------------------------------------------------------------------------------
     alert_scan_interval_s: float = Field(default=60.0, gt=0, description="How often the anomaly scan runs.")
+    backfill_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the scheduler's backfill job looks for history to re-label.",
+    )
+    backfill_items_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="The backfill job's pace (0: unthrottled); live traffic keeps the rest of the CPU.",
+    )
+    backfill_horizon_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How far back the backfill job re-labels; unset: the longest window plus baseline "
+        "of the enabled alert rules (what the scan compares).",
+    )
+    rollup_fold_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the scheduler folds changed hours into the series rollups (the "
+        "views are exact either way; unfolded hours are counted live, which costs read time).",
+    )
     alert_email_to: list[str] = Field(default_factory=list, description="Recipients of the `email` receiver.")
     smtp_host: str = Field(default="", description="SMTP server; empty disables the `email` receiver.")
     smtp_port: int = Field(default=587, gt=0, lt=65536)

@@ -16,7 +16,7 @@ from connectors.db.migrate import alembic_config, upgrade
 from connectors.db.writer import ArticleRow, EntityPredictionRow, PredictionRow, write_batch
 from pipeline.devstack import postgres as devpg
 from tests.alert_helpers import engine_for
-from tests.current_helpers import assert_current_is_latest
+from tests.current_helpers import assert_current_is_latest, assert_series_views_are_exact
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -78,6 +78,7 @@ def test_current_answers_follow_inserts_redeliveries_late_rows_updates_and_delet
     write_batch(engine, [_article("a1", [("v2", "positive")])])
     assert _current(engine)["a1"] == ("positive", "v2") and _entity(engine, "a1") == ("positive", "v2")
     assert assert_current_is_latest(engine) == 9
+    assert assert_series_views_are_exact(engine) == 4
 
     # A row written late with an older creation time (a rollback re-classifying) is not latest.
     with engine.begin() as conn:
@@ -101,6 +102,7 @@ def test_current_answers_follow_inserts_redeliveries_late_rows_updates_and_delet
             )
     assert _current(engine)["a1"] == ("negative", "v1") and _entity(engine, "a1") == ("negative", "v1")
     assert_current_is_latest(engine)
+    assert_series_views_are_exact(engine)
 
     # Deleting the current row: the newest remaining one takes its place; deleting a superseded
     # one changes nothing; deleting an article takes its current rows with it.
@@ -113,6 +115,7 @@ def test_current_answers_follow_inserts_redeliveries_late_rows_updates_and_delet
         conn.execute(text("DELETE FROM articles WHERE id = 'a2'"))
     assert set(_current(engine)) == {"a1", "a3"}
     assert_current_is_latest(engine)
+    assert_series_views_are_exact(engine)
     with engine.connect() as conn:
         left = conn.execute(text("SELECT COUNT(*) FROM current_predictions WHERE article_id = 'a2'")).scalar()
     assert left == 0
@@ -140,6 +143,7 @@ def test_the_migration_fills_current_answers_from_the_rows_already_stored(
         assert _current(engine) == {"a1": ("positive", "v2"), "a2": ("neutral", "v1")}
         upgrade(url)
         assert assert_current_is_latest(engine) == 6
+        assert assert_series_views_are_exact(engine) == 4
     finally:
         engine.dispose()
         if kind == "postgresql":

@@ -28,7 +28,7 @@ from pipeline.devstack import postgres as devpg
 from pipeline.service.worker import declare_topics
 from pipeline.settings import REPO_ROOT
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
-from tests.current_helpers import assert_current_is_latest
+from tests.current_helpers import assert_current_is_latest, assert_series_views_are_exact
 from tests.fault_helpers import MemoryWatch, SteadyProducer, real_items, rss_mib
 from tests.kafka_helpers import group_lag, raw_producer, read_all, stable_members
 
@@ -62,9 +62,11 @@ def assert_exactly_once(stack: Stack, expected_articles: int, expected_dead: int
             )
         )
         current = assert_current_is_latest(engine)  # the views' latest answers: exact too
+        series = assert_series_views_are_exact(engine)  # and the rollups behind the series views
     engine.dispose()
     assert per_article == Counter({2: expected_articles})
     assert current >= 2 * expected_articles
+    assert series > 0
     return final
 
 

@@ -36,7 +36,14 @@ def test_jobs_and_next_run_times_survive_a_restart(sqlite_url: str, tmp_path: Pa
     settings = Settings(home=tmp_path, database_url=sqlite_url, retrain_check_s=3600)
     engine = make_engine(sqlite_url)
     first = _next_runs(settings, engine)
-    assert set(first) == {"retrain-schedule", "retrain-labels", "alert-scan", "housekeeping"}
+    assert set(first) == {
+        "retrain-schedule",
+        "retrain-labels",
+        "alert-scan",
+        "backfill",
+        "rollup-fold",
+        "housekeeping",
+    }
     time.sleep(1.5)
     assert _next_runs(settings, engine) == first  # restarted: same jobs, same next run times
     changed = _next_runs(settings.model_copy(update={"retrain_check_s": 1800}), engine)

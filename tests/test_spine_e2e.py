@@ -16,7 +16,7 @@ from connectors.db.engine import make_engine
 from connectors.db.schema import Article
 from pipeline.service.worker import declare_topics
 from tests.conftest import Stack, WorkerProcess, counts, wait_for, wait_stored
-from tests.current_helpers import assert_current_is_latest
+from tests.current_helpers import assert_current_is_latest, assert_series_views_are_exact
 from tests.kafka_helpers import group_lag, read_all, stable_members
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -50,6 +50,7 @@ def test_5000_items_exact_then_replay_adds_nothing(
     assert counts(stack) == final
     engine = make_engine(stack.database_url)
     assert assert_current_is_latest(engine) >= 2 * first["produced"]
+    assert assert_series_views_are_exact(engine) > 0
     engine.dispose()
     assert worker.alive()
     classified = read_all(stack.kafka, settings.topic_classified)

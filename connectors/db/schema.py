@@ -194,6 +194,46 @@ class CurrentEntityPrediction(Base):
     created_at: Mapped[datetime]
 
 
+class RollupDirtyHour(Base):
+    """UTC hours (epoch seconds // 3600) whose rollup rows are stale: marked by triggers in the
+    writer's transaction, recounted by the rollup fold (connectors/db/rollups.py)."""
+
+    __tablename__ = "rollup_dirty_hours"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class RollupTopicHourly(Base):
+    """Per UTC hour of publication and topic: what v_topic_sentiment_* sum."""
+
+    __tablename__ = "rollup_topic_hourly"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+    negative: Mapped[int] = mapped_column(BigInteger)
+    neutral: Mapped[int] = mapped_column(BigInteger)
+    positive: Mapped[int] = mapped_column(BigInteger)
+    rated: Mapped[int] = mapped_column(BigInteger)
+    signed_sum: Mapped[float] = mapped_column(Float)
+
+
+class RollupTickerHourly(Base):
+    """Per UTC hour of publication and ticker: what v_ticker_sentiment_* sum (sentiment toward
+    the ticker where the model judged it, else the article's)."""
+
+    __tablename__ = "rollup_ticker_hourly"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+    negative: Mapped[int] = mapped_column(BigInteger)
+    neutral: Mapped[int] = mapped_column(BigInteger)
+    positive: Mapped[int] = mapped_column(BigInteger)
+    rated: Mapped[int] = mapped_column(BigInteger)
+    signed_sum: Mapped[float] = mapped_column(Float)
+
+
 class Label(Base):
     """A human label, with where it came from."""
 

@@ -13,12 +13,19 @@ which, per row of `v_ticker_sentiment_items`.
 The latest rows come from `current_predictions` and `current_entity_predictions`, which
 triggers keep (connectors/db/current.py). Migrations 0001 and 0005 created views that ranked
 the raw tables instead (`current=False`), and 0001 before `entity_predictions` existed
-(`entities=False`); each migration asks for the views of its own schema.
+(`entities=False`); 0006 created series views that aggregated the current tables directly
+(`rollups=False`); each migration asks for the views of its own schema. The series views read
+hourly rollups (connectors/db/rollups.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+
+from connectors.db.rollups import TICKER as TICKER_ROLLUP
+from connectors.db.rollups import TOPIC as TOPIC_ROLLUP
+from connectors.db.rollups import series_view_sql
+from connectors.db.sql_expressions import signed_sentiment
 
 _GRAINS = {"hourly": "hour", "daily": "day"}
 
@@ -28,20 +35,6 @@ def _bucket(dialect: str, column: str, grain: str) -> str:
         return f"date_trunc('{grain}', {column} AT TIME ZONE 'UTC')"
     fmt = "%Y-%m-%d %H:00:00" if grain == "hour" else "%Y-%m-%d 00:00:00"
     return f"strftime('{fmt}', {column})"
-
-
-def json_number(dialect: str, column: str, label: str) -> str:
-    """A number stored under `label` in a JSON column, 0 when absent (used by views and alert series)."""
-    if dialect == "postgresql":
-        return f"COALESCE(({column}->>'{label}')::float, 0)"
-    return f"COALESCE(json_extract({column}, '$.{label}'), 0)"
-
-
-def signed_sentiment(
-    dialect: str, column: str, positive: str = "positive", negative: str = "negative"
-) -> str:
-    """P(positive) - P(negative) from a distribution column: the views' and series' signed score."""
-    return f"{json_number(dialect, column, positive)} - {json_number(dialect, column, negative)}"
 
 
 def _latest(table: str, columns: str, key: str) -> str:
@@ -123,7 +116,7 @@ LEFT JOIN (
 ) e ON e.article_id = k.article_id AND e.ticker = k.ticker AND e.rn = 1"""
 
 
-def _series(dialect: str, grain: str, dimension: str, entities: bool) -> str:
+def aggregate_series_sql(dialect: str, grain: str, dimension: str, entities: bool) -> str:
     bucket = _bucket(dialect, "c.published_at", grain)
     if dimension == "topic":
         source, key = "v_articles_classified c", "c.topic"
@@ -147,7 +140,9 @@ WHERE {key} IS NOT NULL
 GROUP BY {bucket}, {key}"""
 
 
-def view_definitions(dialect: str, entities: bool = True, current: bool = True) -> Iterator[tuple[str, str]]:
+def view_definitions(
+    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True
+) -> Iterator[tuple[str, str]]:
     """(name, SELECT) pairs in dependency order, for one dialect ('postgresql' or 'sqlite')."""
     yield "v_latest_predictions", _latest_predictions(current)
     yield "v_articles_classified", _articles_classified(dialect)
@@ -157,12 +152,22 @@ def view_definitions(dialect: str, entities: bool = True, current: bool = True) 
         yield "v_ticker_sentiment_items", _ticker_sentiment_items()
     for suffix, grain in _GRAINS.items():
         for dimension in ("topic", "ticker"):
-            yield f"v_{dimension}_sentiment_{suffix}", _series(dialect, grain, dimension, entities)
+            if rollups and entities and current:
+                rollup = TOPIC_ROLLUP if dimension == "topic" else TICKER_ROLLUP
+                yield f"v_{dimension}_sentiment_{suffix}", series_view_sql(dialect, rollup, grain)
+            else:
+                yield (
+                    f"v_{dimension}_sentiment_{suffix}",
+                    aggregate_series_sql(dialect, grain, dimension, entities),
+                )
 
 
-def create_views_sql(dialect: str, entities: bool = True, current: bool = True) -> list[str]:
+def create_views_sql(
+    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True
+) -> list[str]:
     return [
-        f"CREATE VIEW {name} AS {select}" for name, select in view_definitions(dialect, entities, current)
+        f"CREATE VIEW {name} AS {select}"
+        for name, select in view_definitions(dialect, entities, current, rollups)
     ]
 
 

@@ -283,6 +283,49 @@ def _executor(settings: Settings, engine: Engine, version: str | None) -> Any:
     return executor
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.rules import parse_duration
+    from models import instruction_store
+    from models.classifier import StandInClassifier
+    from pipeline.jobs.backfill import BackfillReport, run_backfill
+    from pipeline.service.runtime import entity_recogniser
+
+    engine = open_engine(settings)
+    if settings.classifier == "standin" and not args.model:
+        classifier: Any = StandInClassifier()
+    else:
+        classifier = _executor(settings, engine, args.model)
+    interactive = sys.stderr.isatty()
+
+    def progress(report: BackfillReport) -> None:
+        done, due = report.classified + report.failed, max(report.due_at_start, 1)
+        rate = report.classified / report.seconds if report.seconds else 0.0
+        bar = "#" * int(30 * min(done / due, 1.0))
+        line = f"backfill {report.version}: [{bar:<30}] {done}/{report.due_at_start} {rate:.0f} items/s"
+        # A terminal gets one line redrawn; a log file a line per batch it can be grepped in.
+        print(
+            ("\r" + line) if interactive else line,
+            end="" if interactive else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    report = run_backfill(
+        engine,
+        classifier,
+        instruction_store.current(engine),
+        entity_recogniser(settings),
+        parse_duration(args.since),
+        batch_size=args.batch,
+        items_per_s=args.rate,
+        progress=progress,
+    )
+    if interactive:
+        print(file=sys.stderr)
+    print(json.dumps(report.as_dict()))
+    return 0 if report.failed == 0 else 1
+
+
 @dataclass(frozen=True)
 class ClassifyInput:
     id: Any
@@ -548,6 +591,15 @@ def add_commands(sub: Any, run: Any) -> None:
         "retrain",
         help="run the retrain job now: train a candidate, promote it only if it beats the active model",
     ).set_defaults(func=run(cmd_retrain))
+
+    backfill = sub.add_parser(
+        "backfill", help="re-label recent articles that another model version answered (resumable)"
+    )
+    backfill.add_argument("--since", default="7d", help="how far back by publication time (default 7d)")
+    backfill.add_argument("--model", help="model version to answer with (default: the active one)")
+    backfill.add_argument("--batch", type=int, default=32, help="articles per forward pass and write")
+    backfill.add_argument("--rate", type=float, default=0.0, help="items per second at most (0: unthrottled)")
+    backfill.set_defaults(func=run(cmd_backfill))
 
     classify = sub.add_parser("classify", help="run every active instruction over a file")
     classify.add_argument("--input", required=True, help="JSONL {id, text} or CSV with a text column")

@@ -46,6 +46,27 @@ def cmd_db_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_fold(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.db import rollups
+    from pipeline.cli.common import open_engine
+
+    engine = open_engine(settings)
+    before = rollups.dirty_hours(engine)
+    started = time.perf_counter()
+    folded = rollups.fold_all(engine)
+    print(
+        json.dumps(
+            {
+                "dirty_hours_before": before,
+                "folded": folded,
+                "dirty_hours_after": rollups.dirty_hours(engine),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+    )
+    return 0
+
+
 def _size(value: int | None) -> str:
     if value is None:
         return "-"
@@ -221,6 +242,10 @@ def add_commands(sub: Subparsers, run: Register) -> None:
     stats = db.add_parser("stats", help="row count and size of every table")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=run(cmd_db_stats))
+    db.add_parser(
+        "fold",
+        help="recount changed hours into the series rollups now (the scheduler does it every minute)",
+    ).set_defaults(func=run(cmd_db_fold))
     role = db.add_parser("analyst-role", help="a read-only login for analysts (PostgreSQL)")
     role.add_argument("--name", required=True)
     role.add_argument("--statement-timeout", type=int, default=60, help="seconds (default 60)")

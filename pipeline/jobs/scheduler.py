@@ -28,11 +28,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from connectors.db import job_locks
+from alerts.rules import current_rules
+from connectors.db import job_locks, rollups
 from connectors.db.engine import ping_database
 from connectors.db.housekeeping import Retention, apply_retention
 from connectors.db.label_store import count_labels_since
 from connectors.processes import pid_alive
+from models.classifier import Classifier
 from pipeline.jobs.alert_scan import run_alert_cycle
 from pipeline.jobs.retrain import run_retrain
 from pipeline.settings import Settings
@@ -131,6 +133,45 @@ def alert_scan() -> None:
     _guarded("alert-scan", interval / 2, work, stale_after_s=max(600.0, 10 * interval))
 
 
+_backfill_model: Callable[[], Classifier] | None = None
+
+
+def backfill() -> None:
+    def work(ctx: JobContext) -> str:
+        global _backfill_model
+        from pipeline.jobs.backfill import backfill_horizon_s, run_backfill
+        from pipeline.service.runtime import ClassifierProvider, InstructionProvider, entity_recogniser
+
+        settings = ctx.settings
+        if _backfill_model is None:  # loaded once per process; it follows promotions by itself
+            _backfill_model = ClassifierProvider.from_settings(settings, ctx.engine).current
+        report = run_backfill(
+            ctx.engine,
+            _backfill_model(),
+            InstructionProvider(ctx.engine).current(),
+            entity_recogniser(settings),
+            settings.backfill_horizon_s or backfill_horizon_s(current_rules(ctx.engine)),
+            items_per_s=settings.backfill_items_per_s,
+            # Leaves the rest of the interval idle: the next run starts on time, not on top.
+            time_budget_s=0.8 * settings.backfill_interval_s,
+        )
+        return json.dumps(report.as_dict(), sort_keys=True)
+
+    interval = _ctx().settings.backfill_interval_s
+    _guarded("backfill", interval / 2, work)
+
+
+def rollup_fold() -> None:
+    def work(ctx: JobContext) -> str:
+        folded = rollups.fold_all(ctx.engine)
+        if folded:
+            log.info("rollups folded", extra={"event": "rollup_fold", "hours": folded})
+        return f"hours: {folded}"
+
+    interval = _ctx().settings.rollup_fold_interval_s
+    _guarded("rollup-fold", interval / 2, work)
+
+
 def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTrigger]]:
     return {
         "retrain-schedule": (
@@ -144,6 +185,11 @@ def job_specs(settings: Settings) -> dict[str, tuple[Callable[[], None], BaseTri
         "alert-scan": (
             alert_scan,
             IntervalTrigger(seconds=settings.alert_scan_interval_s, timezone=UTC),
+        ),
+        "backfill": (backfill, IntervalTrigger(seconds=settings.backfill_interval_s, timezone=UTC)),
+        "rollup-fold": (
+            rollup_fold,
+            IntervalTrigger(seconds=settings.rollup_fold_interval_s, timezone=UTC),
         ),
         "housekeeping": (housekeeping, IntervalTrigger(hours=1, timezone=UTC)),
     }

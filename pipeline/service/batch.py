@@ -153,7 +153,7 @@ class BatchProcessor:
                 continue
             stored = Stored(item, result, found)
             outcome.stored.append(stored)
-            rows.append(_article_row(record, stored, classifier.version))
+            rows.append(article_row(stored, classifier.version, record.partition, record.offset))
         dead_rows = dead_letter_rows(outcome.dead)
         # A replayed dead letter leaves the DLQ count once this batch has dealt with it again:
         # 'stored' when it became a row now, 'dead_lettered_again' when it has a new record.
@@ -250,7 +250,10 @@ def retry_db(what: str, call: Callable[[], R], max_delay_s: float, stop_requeste
             delay = min(delay * 2, max_delay_s)
 
 
-def _article_row(record: RawRecord, stored: Stored, version: str) -> ArticleRow:
+def article_row(
+    stored: Stored, version: str, partition: int | None = None, offset: int | None = None
+) -> ArticleRow:
+    """The rows one answered item becomes (the worker's, and the backfill's re-answers)."""
     item, answer = stored.item, stored.answer
     companies = [e.ticker for e in stored.entities if e.kind == COMPANY and e.ticker]
     return ArticleRow(
@@ -264,8 +267,8 @@ def _article_row(record: RawRecord, stored: Stored, version: str) -> ArticleRow:
         lang=item.lang,
         # Companies recognised by name count for their tickers as cashtags do (per-ticker series).
         tickers=list(dict.fromkeys([*item.tickers, *companies])),
-        kafka_partition=record.partition,
-        kafka_offset=record.offset,
+        kafka_partition=partition,
+        kafka_offset=offset,
         predictions=[
             PredictionRow(name, out.label, out.score, out.distribution, version, out.zero_shot)
             for name, out in answer.article.items()

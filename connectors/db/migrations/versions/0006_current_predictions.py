@@ -82,7 +82,7 @@ def upgrade() -> None:
         for statement in create_triggers_sql(dialect, table):
             op.execute(statement)
         op.execute(fill_sql(table))
-    for statement in create_views_sql(dialect, entities=True, current=True):
+    for statement in create_views_sql(dialect, entities=True, current=True, rollups=False):
         op.execute(statement)
 
 

@@ -1,0 +1,101 @@
+"""Series views read hourly rollups: exact before and after folding, whatever changes the
+answers (new articles, a second model version, links added, articles deleted or moved)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+
+from connectors.db import rollups
+from connectors.db.writer import ArticleRow, EntityPredictionRow, PredictionRow, write_batch
+from tests.alert_helpers import engine_for
+from tests.current_helpers import assert_series_views_are_exact
+
+T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+LABELS = ("negative", "neutral", "positive")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return engine_for(request, request.param)
+
+
+def _article(i: int, version: str, shift: int = 0) -> ArticleRow:
+    """Article i: published in hour i % 30 (minute i % 60, so several share an hour and two
+    days are spanned), a topic, a sentiment, tickers for some and a sentiment toward one."""
+    label = LABELS[(i + shift) % 3]
+    toward = LABELS[(i + shift + 1) % 3]
+    tickers = ["F", "TSLA"][: i % 3]
+    published = T0 + timedelta(hours=(i % 30) + 0.5 * (i % 2), minutes=i % 60 / 2)
+    return ArticleRow(
+        id=f"a{i}",
+        source="t",
+        url=None,
+        title=f"Headline {i}",
+        body="",
+        published_at=published,
+        fetched_at=published,
+        lang="en",
+        tickers=tickers,
+        predictions=[
+            PredictionRow("sentiment", label, 0.8, {label: 0.8, "positive": 0.1 * (i % 5)}, version),
+            PredictionRow("topic", f"topic{i % 4}", 0.9, {f"topic{i % 4}": 0.9}, version),
+        ],
+        entity_predictions=(
+            [
+                EntityPredictionRow(
+                    "Ford", "company", "F", True, "sentiment", toward, 0.7, {toward: 0.7}, version
+                )
+            ]
+            if tickers
+            else []
+        ),
+    )
+
+
+def _view(engine: Engine, sql: str) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql)).all()]
+
+
+def test_series_views_stay_exact_through_folds_and_every_kind_of_change(engine: Engine) -> None:
+    write_batch(engine, [_article(i, "v1") for i in range(80)])
+    assert rollups.dirty_hours(engine) == 30  # nothing folded yet: every hour counted live
+    compared = assert_series_views_are_exact(engine)
+    assert compared > 60
+    folded_items = _view(engine, "SELECT SUM(items) FROM v_topic_sentiment_daily")[0][0]
+    assert int(folded_items) == 80  # type: ignore[call-overload]
+
+    # A redelivered batch writes nothing and marks nothing.
+    write_batch(engine, [_article(i, "v1") for i in range(10)])
+    assert rollups.dirty_hours(engine) == 0
+
+    # A new model version answers a third of the articles differently (a hot swap, a backfill).
+    write_batch(engine, [_article(i, "v2", shift=1) for i in range(0, 80, 3)])
+    assert 0 < rollups.dirty_hours(engine) <= 30
+    assert_series_views_are_exact(engine)
+
+    # Links added, an article deleted, one moved to another hour: each marks what it touches.
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO article_tickers (article_id, ticker) VALUES ('a3', 'NVDA')"))
+        conn.execute(text("DELETE FROM articles WHERE id = 'a5'"))
+        conn.execute(
+            text("UPDATE articles SET published_at = :t WHERE id = 'a7'"), {"t": T0 + timedelta(days=3)}
+        )
+    assert rollups.dirty_hours(engine) == 4  # a3's, a5's, a7's old and new hours
+    assert_series_views_are_exact(engine)
+    tickers = {str(row[0]) for row in _view(engine, "SELECT ticker FROM v_ticker_sentiment_daily")}
+    assert tickers == {"F", "TSLA", "NVDA"}
+    assert int(_view(engine, "SELECT SUM(items) FROM v_topic_sentiment_hourly")[0][0]) == 79  # type: ignore[call-overload]
+
+
+def test_a_fold_counts_only_the_hours_it_took(engine: Engine) -> None:
+    write_batch(engine, [_article(i, "v1") for i in range(40)])
+    assert rollups.fold(engine, max_hours=7) == 7
+    assert rollups.dirty_hours(engine) == 23
+    with engine.connect() as conn:
+        stored_hours = conn.execute(text("SELECT COUNT(DISTINCT hour) FROM rollup_topic_hourly")).scalar()
+    assert stored_hours == 7
+    assert_series_views_are_exact(engine)  # half folded is as exact as all folded
