@@ -45,6 +45,10 @@ class ScanReport:
     transitions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     notifications: int = 0
     silenced: int = 0
+    # Key-points not judged because another model version labelled them (until the backfill
+    # has re-labelled them): visible in the job's outcome, so a worker stuck on an old version
+    # that keeps series mixed does not switch alerts off unseen.
+    mixed_points: int = 0
     fired_rules: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,6 +58,7 @@ class ScanReport:
             "transitions": dict(self.transitions),
             "notifications": self.notifications,
             "silenced": self.silenced,
+            "mixed_points": self.mixed_points,
         }
 
 
@@ -144,6 +149,12 @@ def scan(
     # baseline it labelled too (the backfill re-labels history), never against the old model's.
     version = live_version(engine) if like_with_like else None
     observed = {name: evaluate(engine, rule, now, cache, version) for name, rule in enabled.items()}
+    report.mixed_points = sum(int(s.mixed.sum()) for s in cache.values() if s.mixed is not None)
+    if report.mixed_points:
+        log.warning(
+            "series points labelled by another model version were not judged",
+            extra={"event": "scan_mixed_versions", "version": version, "points": report.mixed_points},
+        )
     with Session(engine) as session, session.begin():
         open_alerts = {
             (a.rule, a.series_key): a

@@ -53,20 +53,20 @@ class SeriesSet:
     negative: NDArray[np.float64]
     rated: NDArray[np.float64]
     signed_sum: NDArray[np.float64]
-    # Points left out because another model version labelled some of their articles: no value
-    # (NaN) and no volume, so they neither enter a baseline nor get judged.
+    # Per key and point: left out because another model version labelled its items; no value
+    # (NaN) and no volume, so it neither enters a baseline nor gets judged.
     mixed: NDArray[np.bool_] | None = None
     index: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = {key: i for i, key in enumerate(self.keys)}
         if self.mixed is None:
-            self.mixed = np.zeros(self.volume.shape[1] if self.volume.ndim == 2 else 0, dtype=bool)
+            self.mixed = np.zeros(self.volume.shape, dtype=bool)
 
     def matrix(self, metric: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(metric values, volume behind each value), one row per key; shares and means are NaN
         where nothing was rated."""
-        gap = np.broadcast_to(self.mixed if self.mixed is not None else False, self.volume.shape)
+        gap = self.mixed if self.mixed is not None else np.zeros(self.volume.shape, dtype=bool)
         if metric == "volume":
             return np.where(gap, np.nan, self.volume), self.volume
         if metric == "negative_volume":
@@ -89,6 +89,10 @@ class SeriesSet:
 
 
 METRICS = ("volume", "negative_volume", "negative_share", "mean_sentiment")
+# A point labelled by the live model version but for this share of its items is still judged:
+# the stragglers of a rolling swap (a worker that refreshes a few seconds late) must not switch
+# the alerts off, and at 5% they cannot move a share or a count far.
+MIXED_SHARE = 0.05
 
 
 def _epoch(dialect: str, column: str) -> str:
@@ -116,7 +120,7 @@ def series_sql(dialect: str, query: SeriesQuery) -> str:
 
     if query.dimension == TICKER:
         keyed = """
-    SELECT r.id, r.published_at, k.ticker AS series_key
+    SELECT r.id, r.published_at, k.ticker AS series_key, CAST(NULL AS VARCHAR(100)) AS key_version
     FROM recent r JOIN article_tickers k ON k.article_id = r.id"""
         # Several entities of one article can share a ticker ("Tesla" and "$TSLA" given
         # separately): the first by name answers, as in v_ticker_sentiment_items.
@@ -136,7 +140,7 @@ LEFT JOIN toward t ON t.article_id = keyed.id AND t.ticker = keyed.series_key AN
         )
     else:
         keyed = """
-    SELECT r.id, r.published_at, d.label AS series_key
+    SELECT r.id, r.published_at, d.label AS series_key, d.model_version AS key_version
     FROM recent r CROSS JOIN current_predictions d
     WHERE d.article_id = r.id AND d.instruction = :dimension"""
         toward, joined = "", ""
@@ -154,7 +158,9 @@ SELECT keyed.series_key, {_floor_int(dialect, age)} AS idx,
        COUNT(*) AS items,
        SUM(CASE WHEN {label} = :negative THEN 1 ELSE 0 END) AS negative,
        COUNT({rated}) AS rated,
-       COALESCE(SUM({signed_value}), 0) AS signed_sum
+       COALESCE(SUM({signed_value}), 0) AS signed_sum,
+       SUM(CASE WHEN COALESCE(s.model_version, :version) <> :version
+                  OR COALESCE(keyed.key_version, :version) <> :version THEN 1 ELSE 0 END) AS other
 FROM keyed
 LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :sentiment{joined}
 GROUP BY keyed.series_key, idx"""
@@ -173,27 +179,11 @@ def live_version(engine: Engine, sentiment_instruction: str = "sentiment") -> st
         ).scalar()
 
 
-def other_version_sql(dialect: str, query: SeriesQuery) -> str:
-    """Per point (idx, as in series_sql): articles whose current sentiment (or, for an
-    instruction dimension, whose key) another model version gave."""
-    instructions = ":sentiment" if query.dimension == TICKER else ":sentiment, :dimension"
-    age = f"(:end_epoch - {_epoch(dialect, 'a.published_at')}) / :bucket_s"
-    return f"""
-SELECT {_floor_int(dialect, age)} AS idx, COUNT(*) AS articles
-FROM articles a
-WHERE a.published_at > :start AND a.published_at <= :end
-  AND EXISTS (
-      SELECT 1 FROM current_predictions c
-      WHERE c.article_id = a.id AND c.instruction IN ({instructions}) AND c.model_version <> :version
-  )
-GROUP BY {_floor_int(dialect, age)}"""
-
-
 def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str | None = None) -> SeriesSet:
-    """The series at `now`. With `version`, points holding any article another model version
-    answered are left out (all zero, `mixed` set): the alert scan judges a window only against
-    a baseline labelled by the same model, so a promotion is not read as news while the backfill
-    re-labels the history (pipeline/jobs/backfill.py)."""
+    """The series at `now`. With `version`, a key's point where more than MIXED_SHARE of the
+    items carry another model version's answers is left out (all zero, `mixed` set): the alert
+    scan judges a window only against a baseline labelled by the same model, so a promotion is
+    not read as news while the backfill re-labels history (pipeline/jobs/backfill.py)."""
     end = now.astimezone(UTC)
     start = end - timedelta(seconds=query.bucket_s * query.points)
     statement = text(series_sql(engine.dialect.name, query)).bindparams(
@@ -208,24 +198,15 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str 
         "dimension": query.dimension,
         "sentiment": query.sentiment_instruction,
         "negative": query.negative_label,
+        "version": version or "",
     }
-    mixed = np.zeros(query.points, dtype=bool)
     with engine.connect() as conn:
         rows = conn.execute(statement, params).all()
-        if version is not None:
-            other = text(other_version_sql(engine.dialect.name, query)).bindparams(
-                bindparam("start", type_=DateTime(timezone=True)),
-                bindparam("end", type_=DateTime(timezone=True)),
-            )
-            for idx, _count in conn.execute(other, {**params, "version": version}):
-                point = query.points - 1 - int(idx)
-                if 0 <= point < query.points:
-                    mixed[point] = True
     keys = sorted({str(row[0]) for row in rows})
     shape = (len(keys), query.points)
-    arrays = {name: np.zeros(shape) for name in ("volume", "negative", "rated", "signed_sum")}
+    arrays = {name: np.zeros(shape) for name in ("volume", "negative", "rated", "signed_sum", "other")}
     position = {key: i for i, key in enumerate(keys)}
-    for key, idx, items, negative, rated, signed_sum in rows:
+    for key, idx, items, negative, rated, signed_sum, other in rows:
         point = query.points - 1 - int(idx)  # idx 0 is the newest bucket: last column
         if not 0 <= point < query.points:
             continue
@@ -234,8 +215,11 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str 
         arrays["negative"][i, point] += negative or 0
         arrays["rated"][i, point] += rated or 0
         arrays["signed_sum"][i, point] += float(signed_sum or 0.0)
+        arrays["other"][i, point] += other or 0
+    other = arrays.pop("other")
+    mixed = other > MIXED_SHARE * arrays["volume"] if version is not None else np.zeros(shape, dtype=bool)
     for values in arrays.values():
-        values[:, mixed] = 0.0
+        values[mixed] = 0.0
     return SeriesSet(
         end=end,
         bucket_s=query.bucket_s,

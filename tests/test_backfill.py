@@ -80,8 +80,10 @@ def test_a_promotion_alone_fires_nothing_and_the_backfill_restores_the_baseline(
     assert dict(report.transitions) == {}, report.transitions
     pinned = {o.key: o for o in evaluate(engine, rule, NOW, version=StandInClassifier.version)}
     assert TOPIC not in pinned or math.isnan(pinned[TOPIC].score) or pinned[TOPIC].score < rule.resolve_below
+    assert report.mixed_points == 48  # the topic's 48 baseline hours: v1 labelled them
     series = read_series(engine, rule.series_query(), NOW, StandInClassifier.version)
-    assert series.mixed is not None and series.mixed[:-1].all() and not series.mixed[-1]
+    row = series.index[TOPIC]
+    assert series.mixed is not None and series.mixed[row, :-1].all() and not series.mixed[row, -1]
 
     # The backfill re-labels what the scan compares (the rule's window plus baseline), newest
     # first, in batches; killed after one batch it resumes where it stopped.
@@ -131,7 +133,7 @@ def test_a_point_labelled_by_two_models_is_left_out_of_every_metric(engine: Engi
     plain = read_series(engine, query, NOW)
     pinned = read_series(engine, query, NOW, StandInClassifier.version)
     assert plain.volume.sum() == 4 * PER_HOUR and plain.mixed is not None and not plain.mixed.any()
-    assert pinned.mixed is not None and pinned.mixed.tolist() == [True, True, True, False]
+    assert pinned.mixed is not None and pinned.mixed.tolist() == [[True, True, True, False]]
     for metric in ("volume", "negative_volume", "negative_share", "mean_sentiment"):
         values, _ = pinned.matrix(metric)
         assert all(math.isnan(v) for v in values[0][:3]), metric

@@ -3,6 +3,7 @@ answers (new articles, a second model version, links added, articles deleted or 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -99,3 +100,41 @@ def test_a_fold_counts_only_the_hours_it_took(engine: Engine) -> None:
         stored_hours = conn.execute(text("SELECT COUNT(DISTINCT hour) FROM rollup_topic_hourly")).scalar()
     assert stored_hours == 7
     assert_series_views_are_exact(engine)  # half folded is as exact as all folded
+
+
+def test_the_dashboard_reads_whole_hour_buckets_from_the_rollups(engine: Engine) -> None:
+    from pipeline.web.dashboard import DashboardData
+
+    now = datetime.now(UTC)
+    hour_start = now.replace(minute=0, second=0, microsecond=0)
+    rows = []
+    for back in range(2, 6):  # four whole hours, three articles each, the first negative
+        for n in range(3):
+            published = hour_start - timedelta(hours=back) + timedelta(minutes=10 + n)
+            label = "negative" if n == 0 else "neutral"
+            rows.append(
+                replace(
+                    _article(100 * back + n, "v1"),
+                    published_at=published,
+                    fetched_at=published,
+                    tickers=["F"],
+                    predictions=[
+                        PredictionRow("sentiment", label, 0.8, {label: 0.8}, "v1"),
+                        PredictionRow("topic", "Earnings", 0.9, {"Earnings": 0.9}, "v1"),
+                    ],
+                    entity_predictions=[],
+                )
+            )
+    write_batch(engine, rows)
+    dashboard = DashboardData(engine)
+    for folded in (False, True):
+        if folded:
+            rollups.fold_all(engine)
+        hourly = dashboard.series("ticker", "F", 3600, 24 * 3600.0)
+        assert hourly["volume"][-7:] == [0, 3, 3, 3, 3, 0, 0], hourly["volume"]
+        assert hourly["negative_share"][-6:-2] == [round(1 / 3, 4)] * 4
+        assert hourly["t"][-1] == (int(now.timestamp()) // 3600 + 1) * 3600  # the hour in progress
+        live = dashboard.series("ticker", "F", 1800, 24 * 3600.0)  # not whole hours: counted live
+        assert sum(live["volume"]) == sum(hourly["volume"]) == 12
+        topics = dashboard.series("topic", "", 7200, 24 * 3600.0)
+        assert sum(topics["volume"]) == 12

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -350,3 +351,26 @@ def fold_all(engine: Engine, max_hours: int = 48) -> int:
 def dirty_hours(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(f"SELECT COUNT(*) FROM {DIRTY}")).scalar_one())
+
+
+def read_hours(
+    engine: Engine, rollup: Rollup, first_hour: int, key: str | None = None
+) -> list[tuple[Any, ...]]:
+    """(hour, key, items, negative, neutral, positive, rated, signed_sum) for every hour from
+    `first_hour` on (one key, or all): stored rows of clean hours by the primary key's range,
+    dirty hours counted live. What a chart of hourly buckets reads, whatever the history's size."""
+    dialect = engine.dialect.name
+    only_key = f" AND r.{rollup.dimension} = :key" if key is not None else ""
+    stored = (
+        f"SELECT r.hour, r.{rollup.dimension}, {', '.join(f'r.{c}' for c in COUNTS)} FROM {rollup.table} r "
+        f"WHERE r.hour >= :first{only_key} AND NOT EXISTS (SELECT 1 FROM {DIRTY} d WHERE d.hour = r.hour)"
+    )
+    live = live_counts_sql(dialect, rollup, f"SELECT hour FROM {DIRTY} WHERE hour >= :first")
+    live_key = " WHERE x.key = :key" if key is not None else ""
+    counted = ", ".join(f"x.{c}" for c in COUNTS)
+    statement = f"{stored} UNION ALL SELECT x.hour, x.key, {counted} FROM ({live}) x{live_key}"
+    params: dict[str, Any] = {"first": first_hour}
+    if key is not None:
+        params["key"] = key
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(statement), params)]

@@ -16,17 +16,19 @@ import logging
 import mimetypes
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from alerts.series import TICKER, SeriesQuery, read_series
+from connectors.db import rollups
 from connectors.db.schema import Alert, Article, ArticleTicker, ModelVersion, UtcDateTime, utcnow
 from connectors.errors import UserInputError
 
@@ -67,20 +69,26 @@ class DashboardData:
     def series(self, dimension: str, key: str, bucket_s: int, since_s: float) -> dict[str, Any]:
         points = max(2, min(MAX_POINTS, int(since_s // bucket_s)))
         now = utcnow()
-        data = read_series(
-            self.engine,
-            SeriesQuery(dimension if dimension == TICKER else self.topic_instruction, bucket_s, points),
-            now,
-        )
-        rows = [data.index[key]] if key else list(range(len(data.keys)))
-        if key and key not in data.index:
-            rows = []
-        volume = data.volume[rows].sum(axis=0) if rows else np.zeros(points)
-        negative = data.negative[rows].sum(axis=0) if rows else np.zeros(points)
-        rated = data.rated[rows].sum(axis=0) if rows else np.zeros(points)
-        signed = data.signed_sum[rows].sum(axis=0) if rows else np.zeros(points)
-        end = now.timestamp()
-        times = [end - bucket_s * (points - 1 - i) for i in range(points)]
+        rollup = self._rollup(dimension)
+        if rollup is not None and bucket_s % 3600 == 0:
+            # Whole-hour buckets: read from the hourly rollups, clock-aligned (the chart's last
+            # point is the hour in progress), at a cost independent of the history's size.
+            volume, negative, rated, signed, times = self._hourly(rollup, key, bucket_s // 3600, points, now)
+        else:
+            data = read_series(
+                self.engine,
+                SeriesQuery(dimension if dimension == TICKER else self.topic_instruction, bucket_s, points),
+                now,
+            )
+            rows = [data.index[key]] if key else list(range(len(data.keys)))
+            if key and key not in data.index:
+                rows = []
+            volume = data.volume[rows].sum(axis=0) if rows else np.zeros(points)
+            negative = data.negative[rows].sum(axis=0) if rows else np.zeros(points)
+            rated = data.rated[rows].sum(axis=0) if rows else np.zeros(points)
+            signed = data.signed_sum[rows].sum(axis=0) if rows else np.zeros(points)
+            end = now.timestamp()
+            times = [end - bucket_s * (points - 1 - i) for i in range(points)]
 
         def ratio(a: np.ndarray, b: np.ndarray) -> list[float | None]:
             return [None if d == 0 else round(float(n / d), 4) for n, d in zip(a, b, strict=True)]
@@ -94,6 +102,29 @@ class DashboardData:
             "negative_share": ratio(negative, rated),
             "mean_sentiment": ratio(signed, rated),
         }
+
+    def _rollup(self, dimension: str) -> rollups.Rollup | None:
+        if dimension == TICKER:
+            return rollups.TICKER
+        return rollups.TOPIC if self.topic_instruction == "topic" else None
+
+    def _hourly(
+        self, rollup: rollups.Rollup, key: str, hours_per_point: int, points: int, now: datetime
+    ) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], list[float]
+    ]:
+        """Per point (oldest first): volume, negative, rated, signed sum, and the point's end."""
+        last_hour = int(now.timestamp() // 3600)
+        first_hour = last_hour - points * hours_per_point + 1
+        sums = np.zeros((4, points))
+        for hour, _key, items, negative, _neutral, _positive, rated, signed in rollups.read_hours(
+            self.engine, rollup, first_hour, key or None
+        ):
+            point = (int(hour) - first_hour) // hours_per_point
+            if 0 <= point < points:
+                sums[:, point] += (items, negative, rated, float(signed or 0.0))
+        times = [float((first_hour + (i + 1) * hours_per_point) * 3600) for i in range(points)]
+        return sums[0], sums[1], sums[2], sums[3], times
 
     def alerts(self, since_s: float) -> list[dict[str, Any]]:
         since = utcnow() - timedelta(seconds=since_s)
