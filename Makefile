@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot bench-entities
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot bench-entities bench-store
 
 venv:
 	bash scripts/bootstrap.sh
@@ -33,3 +33,6 @@ bench-fewshot: venv
 
 bench-entities: venv
 	.venv/bin/python bench/entity_sentiment.py
+
+bench-store: venv
+	.venv/bin/python -u bench/store.py --articles $${ARTICLES:-1000000} --days $${DAYS:-30}

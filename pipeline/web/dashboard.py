@@ -24,12 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from alerts.series import TICKER, SeriesQuery, read_series
 from connectors.db import rollups
-from connectors.db.schema import Alert, Article, ArticleTicker, ModelVersion, UtcDateTime, utcnow
+from connectors.db.schema import Alert, ModelVersion, utcnow
 from connectors.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -46,25 +46,16 @@ class DashboardData:
 
     def keys(self, dimension: str, since_s: float, limit: int = 25) -> list[dict[str, Any]]:
         since = utcnow() - timedelta(seconds=since_s)
-        with Session(self.engine) as session:
-            if dimension == TICKER:
-                rows = session.execute(
-                    select(ArticleTicker.ticker, func.count())
-                    .join(Article, Article.id == ArticleTicker.article_id)
-                    .where(Article.published_at > since)
-                    .group_by(ArticleTicker.ticker)
-                    .order_by(func.count().desc(), ArticleTicker.ticker)
-                    .limit(limit)
-                ).all()
-            else:
-                rows = session.execute(
-                    text(
-                        "SELECT topic, COUNT(*) AS n FROM v_articles_classified "
-                        "WHERE topic IS NOT NULL AND published_at > :since GROUP BY topic "
-                        "ORDER BY n DESC, topic LIMIT :limit"
-                    ).bindparams(bindparam("since", since, type_=UtcDateTime()), limit=limit)
-                ).all()
-        return [{"key": str(key), "items": int(n)} for key, n in rows]
+        # From the hourly rollups, whole hours from the one `since` falls in: a week of a busy
+        # wire is 170 rollup rows per key instead of 230,000 articles at 1 M stored.
+        rollup = rollups.TICKER if dimension == TICKER else rollups.TOPIC
+        totals: dict[str, int] = {}
+        for _hour, key, items, *_counts in rollups.read_hours(
+            self.engine, rollup, int(since.timestamp() // 3600)
+        ):
+            totals[str(key)] = totals.get(str(key), 0) + int(items)
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [{"key": key, "items": n} for key, n in ranked]
 
     def series(self, dimension: str, key: str, bucket_s: int, since_s: float) -> dict[str, Any]:
         points = max(2, min(MAX_POINTS, int(since_s // bucket_s)))
