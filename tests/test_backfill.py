@@ -9,11 +9,14 @@ like it is not judged until the backfill has re-labelled the baseline, and then 
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 
 from alerts.rules import builtin_rules
 from alerts.scan import evaluate, scan
@@ -138,3 +141,36 @@ def test_a_point_labelled_by_two_models_is_left_out_of_every_metric(engine: Engi
         values, _ = pinned.matrix(metric)
         assert all(math.isnan(v) for v in values[0][:3]), metric
         assert not math.isnan(values[0][3]), metric
+
+
+def test_the_scheduled_job_loads_no_model_until_a_promotion_leaves_history_behind(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from connectors.db.engine import make_engine
+    from connectors.db.schema import JobLock
+    from pipeline.jobs import scheduler
+    from pipeline.settings import Settings
+
+    settings = Settings(
+        database_url=sqlite_url, home=tmp_path, classifier="standin", backfill_horizon_s=365 * 86400.0
+    )
+    engine = make_engine(sqlite_url)
+    scheduler.build_scheduler(settings, engine)  # the jobs' context, as `finsent scheduler` sets it
+    scheduler._backfill_model = None
+    write_batch(engine, [_article(h, 0, "neutral", StandInClassifier.version) for h in range(3)])
+
+    def outcome() -> str:
+        with Session(engine) as session:
+            return session.scalars(select(JobLock.last_outcome).where(JobLock.job_id == "backfill")).one()
+
+    scheduler.backfill()
+    assert outcome() == "nothing due" and scheduler._backfill_model is None
+    # Older articles answered by v1 and the newest by the live model: the next run re-labels.
+    write_batch(engine, [_article(h, n, "negative", "v1") for h in range(5, 8) for n in range(4)])
+    write_batch(engine, [_article(0, 5, "negative", StandInClassifier.version)])
+    with engine.begin() as conn:  # the next run may start at once (the job's minimum gap)
+        conn.execute(text("UPDATE job_locks SET started_at = :t"), {"t": datetime(2000, 1, 1, tzinfo=UTC)})
+    scheduler.backfill()
+    done = json.loads(outcome())
+    assert done["finished"] and done["classified"] == 12 and scheduler._backfill_model is not None
+    assert count_due(engine, datetime(2000, 1, 1, tzinfo=UTC), StandInClassifier.version) == 0

@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -139,10 +139,18 @@ _backfill_model: Callable[[], Classifier] | None = None
 def backfill() -> None:
     def work(ctx: JobContext) -> str:
         global _backfill_model
-        from pipeline.jobs.backfill import backfill_horizon_s, run_backfill
+        from alerts.series import live_version
+        from connectors.db.schema import utcnow
+        from pipeline.jobs.backfill import backfill_horizon_s, count_due, run_backfill
         from pipeline.service.runtime import ClassifierProvider, InstructionProvider, entity_recogniser
 
         settings = ctx.settings
+        horizon = settings.backfill_horizon_s or backfill_horizon_s(current_rules(ctx.engine))
+        live = live_version(ctx.engine)
+        # Nothing labelled by another version than the one answering live traffic: no model is
+        # loaded into the scheduler (most runs; a promotion makes the next one work).
+        if live is None or count_due(ctx.engine, utcnow() - timedelta(seconds=horizon), live) == 0:
+            return "nothing due"
         if _backfill_model is None:  # loaded once per process; it follows promotions by itself
             _backfill_model = ClassifierProvider.from_settings(settings, ctx.engine).current
         report = run_backfill(
@@ -150,7 +158,7 @@ def backfill() -> None:
             _backfill_model(),
             InstructionProvider(ctx.engine).current(),
             entity_recogniser(settings),
-            settings.backfill_horizon_s or backfill_horizon_s(current_rules(ctx.engine)),
+            horizon,
             items_per_s=settings.backfill_items_per_s,
             # Leaves the rest of the interval idle: the next run starts on time, not on top.
             time_budget_s=0.8 * settings.backfill_interval_s,
