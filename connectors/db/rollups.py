@@ -45,6 +45,8 @@ class Rollup:
 TOPIC = Rollup("rollup_topic_hourly", "topic")
 TICKER = Rollup("rollup_ticker_hourly", "ticker")
 ROLLUPS = (TOPIC, TICKER)
+# Above this many hours in one fold, recount by joining (see _counted_rows).
+BULK_HOURS = 24
 COUNTS = ("items", "negative", "neutral", "positive", "rated", "signed_sum")
 
 
@@ -71,12 +73,22 @@ def bucket_of_hour(dialect: str, hour: str, grain: str) -> str:
     return f"strftime('{fmt}', ({hour}) * 3600, 'unixepoch')"
 
 
-def _counted_rows(dialect: str, rollup: Rollup, hours: str) -> str:
+def _counted_rows(dialect: str, rollup: Rollup, hours: str, bulk: bool = False) -> str:
     """One row per counted item of the given hours: (published_at, key, sentiment, signed), the
     meaning of v_articles_classified / v_ticker_sentiment_items. Answers are looked up per article
     by correlated subqueries on the current tables' keys: joined instead, PostgreSQL misjudged an
     hour's articles at a ninth of the table and hashed every current answer (0.6 s for 2 hours
-    of 1 M articles)."""
+    of 1 M articles). For many hours at once (`bulk`: a fold catching up after the migration or a
+    backfill) that hash join is the cheaper plan: 22 s instead of 150 s to fold 721 hours of 1 M
+    articles."""
+    if bulk:
+        source = "v_articles_classified" if rollup is TOPIC else "v_ticker_sentiment_items"
+        return f"""
+SELECT c.published_at, c.{rollup.dimension} AS key, c.sentiment, c.sentiment_signed
+FROM ({hours}) d
+JOIN {source} c
+  ON c.published_at >= {hour_start(dialect, "d.hour")}
+ AND c.published_at < {hour_start(dialect, "d.hour + 1")}"""
     if dialect == "postgresql":
         # LATERAL: a correlated lookup PostgreSQL cannot turn into a hash join over the whole
         # table, which its estimate of an hour's articles (a ninth of the table) made it choose.
@@ -124,7 +136,7 @@ JOIN articles a
     )
 
 
-def live_counts_sql(dialect: str, rollup: Rollup, hours: str) -> str:
+def live_counts_sql(dialect: str, rollup: Rollup, hours: str, bulk: bool = False) -> str:
     """Counts per (hour, key) recounted from the current answers for the hours that `hours` (a
     SELECT of one `hour` column) yields; the range join on publication time reads only those
     hours' articles through the published_at index."""
@@ -136,7 +148,7 @@ SELECT {hour_of(dialect, "c.published_at")} AS hour, c.key,
        SUM(CASE WHEN c.sentiment = 'positive' THEN 1 ELSE 0 END) AS positive,
        COUNT(c.sentiment) AS rated,
        COALESCE(SUM(c.sentiment_signed), 0.0) AS signed_sum
-FROM ({_counted_rows(dialect, rollup, hours)}) c
+FROM ({_counted_rows(dialect, rollup, hours, bulk)}) c
 WHERE c.key IS NOT NULL
 GROUP BY {hour_of(dialect, "c.published_at")}, c.key"""
 
@@ -324,7 +336,7 @@ def fold(engine: Engine, max_hours: int = 48) -> int:
                 text(f"DELETE FROM {rollup.table} WHERE hour IN ({_hours_param(dialect)})"), {"hours": hours}
             )
             columns = ", ".join(COUNTS)
-            recount = live_counts_sql(dialect, rollup, _hours_param(dialect))
+            recount = live_counts_sql(dialect, rollup, _hours_param(dialect), bulk=len(taken) > BULK_HOURS)
             conn.execute(
                 text(
                     f"INSERT INTO {rollup.table} (hour, {rollup.dimension}, {columns}) "
