@@ -147,7 +147,7 @@ def scan(
     cache: dict[SeriesQuery, SeriesSet] = {}
     # Like with like: after a promotion, the new model's labels are judged only against a
     # baseline it labelled too (the backfill re-labels history), never against the old model's.
-    version = live_version(engine) if like_with_like else None
+    version = live_version(engine, now) if like_with_like else None
     observed = {name: evaluate(engine, rule, now, cache, version) for name, rule in enabled.items()}
     report.mixed_points = sum(int(s.mixed.sum()) for s in cache.values() if s.mixed is not None)
     if report.mixed_points:

@@ -166,17 +166,23 @@ LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :
 GROUP BY keyed.series_key, idx"""
 
 
-def live_version(engine: Engine, sentiment_instruction: str = "sentiment") -> str | None:
-    """The model version that answered the newest article: the one the workers run now."""
+def live_version(engine: Engine, as_of: datetime, sentiment_instruction: str = "sentiment") -> str | None:
+    """The model version that answered the last article stored by `as_of`: the one the workers
+    ran then (now, for the live scan; at the replayed time for `finsent alerts scan --at`). When
+    nothing was stored by then (history imported later), the last article stored at all."""
+    latest = (
+        "SELECT c.model_version FROM articles a CROSS JOIN current_predictions c "
+        "WHERE c.article_id = a.id AND c.instruction = :sentiment{bound} "
+        "ORDER BY a.ingested_at DESC, a.id DESC LIMIT 1"
+    )
+    bounded = text(latest.format(bound=" AND a.ingested_at <= :as_of")).bindparams(
+        bindparam("as_of", type_=DateTime(timezone=True))
+    )
     with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT c.model_version FROM articles a CROSS JOIN current_predictions c "
-                "WHERE c.article_id = a.id AND c.instruction = :sentiment "
-                "ORDER BY a.ingested_at DESC, a.id DESC LIMIT 1"
-            ),
-            {"sentiment": sentiment_instruction},
-        ).scalar()
+        found = conn.execute(bounded, {"sentiment": sentiment_instruction, "as_of": as_of}).scalar()
+        if found is None:
+            found = conn.execute(text(latest.format(bound="")), {"sentiment": sentiment_instruction}).scalar()
+    return None if found is None else str(found)
 
 
 def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str | None = None) -> SeriesSet:

@@ -174,3 +174,21 @@ def test_the_scheduled_job_loads_no_model_until_a_promotion_leaves_history_behin
     done = json.loads(outcome())
     assert done["finished"] and done["classified"] == 12 and scheduler._backfill_model is not None
     assert count_due(engine, datetime(2000, 1, 1, tzinfo=UTC), StandInClassifier.version) == 0
+
+
+def test_a_replayed_scan_judges_with_the_version_that_ran_then(sqlite_url: str) -> None:
+    from alerts.series import live_version
+    from connectors.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    _history(engine)
+    swap = datetime(2026, 6, 3, 11, 0, tzinfo=UTC)
+    with engine.begin() as conn:  # v1's articles were stored before the swap, the new hour's after
+        conn.execute(text("UPDATE articles SET ingested_at = :at"), {"at": swap - timedelta(hours=1)})
+        conn.execute(
+            text("UPDATE articles SET ingested_at = :at WHERE id LIKE 'h000-%'"),
+            {"at": swap + timedelta(minutes=30)},
+        )
+    assert live_version(engine, swap) == "v1"
+    assert live_version(engine, NOW) == StandInClassifier.version
+    assert live_version(engine, swap - timedelta(days=30)) == StandInClassifier.version  # nothing stored yet

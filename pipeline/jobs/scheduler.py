@@ -146,7 +146,7 @@ def backfill() -> None:
 
         settings = ctx.settings
         horizon = settings.backfill_horizon_s or backfill_horizon_s(current_rules(ctx.engine))
-        live = live_version(ctx.engine)
+        live = live_version(ctx.engine, utcnow())
         # Nothing labelled by another version than the one answering live traffic: no model is
         # loaded into the scheduler (most runs; a promotion makes the next one work).
         if live is None or count_due(ctx.engine, utcnow() - timedelta(seconds=horizon), live) == 0:
