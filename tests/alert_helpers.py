@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from sqlalchemy import Engine
 
 from connectors.db.writer import ArticleRow, PredictionRow, write_batch
@@ -52,13 +51,6 @@ def store(engine: Engine, items: Iterable[Item], chunk: int = 500) -> int:
     for start in range(0, len(rows), chunk):
         write_batch(engine, rows[start : start + chunk], [])
     return len(rows)
-
-
-def engine_for(request: pytest.FixtureRequest, kind: str) -> Engine:
-    from connectors.db.engine import make_engine
-
-    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
-    return make_engine(url)
 
 
 class Hooks:

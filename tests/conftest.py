@@ -83,6 +83,17 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """A migrated database of each kind, for what must hold on SQLite and PostgreSQL alike."""
+    return engine_for(request, request.param)
+
+
+def engine_for(request: pytest.FixtureRequest, kind: str) -> Engine:
+    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
+    return make_engine(url)
+
+
 def _data_dir() -> Path:
     if not (DATA_DIR / "tfn_topic" / "train.csv").exists():
         pytest.skip(f"shared data sets not found in {DATA_DIR}")

@@ -14,15 +14,10 @@ from alerts.rules import Rule, rule_from_spec
 from alerts.scan import scan
 from alerts.series import SeriesQuery, read_series
 from connectors.db.schema import Alert, AlertEvent, AlertNotification
-from tests.alert_helpers import Item, engine_for, store
+from tests.alert_helpers import Item, store
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 RECEIVERS = {"email", "webhook"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return engine_for(request, request.param)
 
 
 def _volume_rule(**changes: object) -> Rule:

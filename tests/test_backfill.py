@@ -14,7 +14,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -26,17 +25,11 @@ from connectors.entities import CompanyDirectory, EntityRecogniser
 from models import instruction_store
 from models.classifier import StandInClassifier
 from pipeline.jobs.backfill import backfill_horizon_s, count_due, run_backfill
-from tests.alert_helpers import engine_for
 from tests.current_helpers import assert_current_is_latest, assert_series_views_are_exact
 
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
 TOPIC = "Analyst Update"  # the stand-in's answer for topic: the same key before and after
 PER_HOUR = 12
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return engine_for(request, request.param)
 
 
 def _article(hour: int, n: int, label: str, version: str) -> ArticleRow:

@@ -15,15 +15,9 @@ from connectors.db.engine import make_engine
 from connectors.db.migrate import alembic_config, upgrade
 from connectors.db.writer import ArticleRow, EntityPredictionRow, PredictionRow, write_batch
 from pipeline.devstack import postgres as devpg
-from tests.alert_helpers import engine_for
 from tests.current_helpers import assert_current_is_latest, assert_series_views_are_exact
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return engine_for(request, request.param)
 
 
 def _article(article_id: str, versions: list[tuple[str, str]]) -> ArticleRow:

@@ -31,8 +31,7 @@ from models.recipes import sentfin_entities, sentfin_headlines, sentfin_single_e
 from models.registry import ModelRegistry
 from models.training import TrainConfig, Trainer
 from pipeline.service.batch import BatchProcessor, Limits, RawRecord, classified_message
-from tests.alert_helpers import engine_for
-from tests.conftest import FINSENT
+from tests.conftest import FINSENT, engine_for
 
 TRAIN_ENTITIES = 5000  # of 9,802 training entities: enough to beat copying, quick on 2 cores
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, text
 
 from connectors.db.housekeeping import Retention, apply_retention
 from connectors.db.writer import ArticleRow, DeadLetterRow, EntityPredictionRow, PredictionRow, write_batch
-from tests.alert_helpers import engine_for
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PROBS = {"negative": 0.1, "neutral": 0.2, "positive": 0.7}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return engine_for(request, request.param)
 
 
 def _article(article_id: str, days_ago: float, versions: list[str]) -> ArticleRow:

@@ -6,21 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, text
 
 from connectors.db import rollups
 from connectors.db.writer import ArticleRow, EntityPredictionRow, PredictionRow, write_batch
-from tests.alert_helpers import engine_for
 from tests.current_helpers import assert_series_views_are_exact
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 LABELS = ("negative", "neutral", "positive")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return engine_for(request, request.param)
 
 
 def _article(i: int, version: str, shift: int = 0) -> ArticleRow:
