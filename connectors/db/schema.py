@@ -203,13 +203,12 @@ class RollupDirtyHour(Base):
     hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
-class RollupTopicHourly(Base):
-    """Per UTC hour of publication and topic: what v_topic_sentiment_* sum."""
+class HourlyCounts:
+    """The counts both hourly rollups keep per hour and key (connectors/db/rollups.py COUNTS)."""
 
-    __tablename__ = "rollup_topic_hourly"
-
-    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # First in the primary key (a mixin's columns otherwise follow the table's own): charts read
+    # a range of hours by it.
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, sort_order=-1)
     items: Mapped[int] = mapped_column(BigInteger)
     negative: Mapped[int] = mapped_column(BigInteger)
     neutral: Mapped[int] = mapped_column(BigInteger)
@@ -218,20 +217,21 @@ class RollupTopicHourly(Base):
     signed_sum: Mapped[float] = mapped_column(Float)
 
 
-class RollupTickerHourly(Base):
+class RollupTopicHourly(HourlyCounts, Base):
+    """Per UTC hour of publication and topic: what v_topic_sentiment_* sum."""
+
+    __tablename__ = "rollup_topic_hourly"
+
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class RollupTickerHourly(HourlyCounts, Base):
     """Per UTC hour of publication and ticker: what v_ticker_sentiment_* sum (sentiment toward
     the ticker where the model judged it, else the article's)."""
 
     __tablename__ = "rollup_ticker_hourly"
 
-    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
-    items: Mapped[int] = mapped_column(BigInteger)
-    negative: Mapped[int] = mapped_column(BigInteger)
-    neutral: Mapped[int] = mapped_column(BigInteger)
-    positive: Mapped[int] = mapped_column(BigInteger)
-    rated: Mapped[int] = mapped_column(BigInteger)
-    signed_sum: Mapped[float] = mapped_column(Float)
 
 
 class Label(Base):
