@@ -71,6 +71,11 @@ def test_series_views_stay_exact_through_folds_and_every_kind_of_change(engine: 
     assert 0 < rollups.dirty_hours(engine) <= 30
     assert_series_views_are_exact(engine)
 
+    # Bodies emptied by retention change no count and mark nothing.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE articles SET body = ''"))
+    assert rollups.dirty_hours(engine) == 0
+
     # Links added, an article deleted, one moved to another hour: each marks what it touches.
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO article_tickers (article_id, ticker) VALUES ('a3', 'NVDA')"))
