@@ -78,6 +78,28 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             yield from csv.DictReader(handle)
 
 
+def read_texts(path: Path, text_column: str = "text") -> list[str]:
+    """Unlabelled texts from a file: `.txt` one per line; CSV or JSONL records with a `text_column`
+    field, or `title` and `body` (a replay file or a news item dump), read as the worker reads
+    an item: the headline, then the body."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".txt":
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = []
+    for number, record in enumerate(read_records(path), 1):
+        if record.get(text_column):
+            text = str(record[text_column]).strip()
+        elif record.get("title"):
+            title, body = str(record["title"]).strip(), str(record.get("body") or "").strip()
+            text = f"{title}. {body}" if body else title
+        else:
+            raise DataError(f"{path}: record {number} has neither {text_column!r} nor 'title'")
+        if text:
+            texts.append(text)
+    return texts
+
+
 def load_examples(
     path: Path,
     instruction: Instruction,

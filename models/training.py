@@ -13,12 +13,14 @@ give the same model on the same machine.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -26,12 +28,14 @@ from torch import nn
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from connectors.entities import locate
 from models.calibration import calibration_report
+from models.checkpoints import CheckpointStore, run_identity
 from models.datasets import DataError, Example, fingerprint
+from models.distillation import SoftExample, Teacher, agreement, distillation_loss, soft_examples
 from models.evaluation import classification_report
 from models.instructions import InstructionSet
-from models.network import InstructionModel, entity_head, entity_token_mask
+from models.network import ENTITY_HEAD, InstructionModel, entity_head, is_entity_head
+from models.rows import Row, row_features, tokenise_rows
 from models.text import prepare_text
 
 log = logging.getLogger(__name__)
@@ -58,8 +62,25 @@ class TrainConfig:
     freeze_layers: int = 0  # bottom encoder layers kept frozen in `full` mode (faster backward pass)
     time_budget_s: float | None = None  # `full` mode stops (and validates) when this is spent
     heads_epochs: int = 60  # passes over cached embeddings in `heads` mode
+    distill_temperature: float = 2.0  # softens the teacher: its second choices teach too
+    distill_alpha: float = 0.3  # share of the loss from gold labels, on rows that have one
+    checkpoint_dir: str | None = None  # `full` mode saves its state here and resumes from it
+    checkpoint_every_s: float = 600.0  # a kill loses at most this much training
+    checkpoint_every_steps: int = 0  # also every N optimiser steps (0: by time only)
     device: str = "cpu"
     progress: bool = True
+
+
+# Settings that say where or how a run reports, or when it stops, not what it optimises: a resume
+# may change them (give a killed two-hour run a longer budget) without being refused.
+_RUN_ONLY_SETTINGS = {
+    "device",
+    "progress",
+    "checkpoint_dir",
+    "checkpoint_every_s",
+    "checkpoint_every_steps",
+    "time_budget_s",
+}
 
 
 @dataclass
@@ -71,9 +92,11 @@ class TrainResult:
     counts: dict[str, dict[str, int]]
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from_step: int | None = None  # the checkpoint's step when the run continued one
+    distillation: dict[str, Any] | None = None  # teacher's validation figures and agreement
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary = {
             "config": asdict(self.config),
             "data_fingerprint": self.data_fingerprint,
             "counts": self.counts,
@@ -81,6 +104,11 @@ class TrainResult:
             "history": self.history,
             "validation": self.metrics,
         }
+        if self.resumed_from_step is not None:
+            summary["resumed_from_step"] = self.resumed_from_step
+        if self.distillation is not None:
+            summary["distillation"] = self.distillation
+        return summary
 
 
 def seed_everything(seed: int) -> None:
@@ -122,6 +150,9 @@ def _class_weights(train: Sequence[Example], name: str, labels: list[str], power
     return weights / (weights * torch.tensor([counts[label] for label in labels])).sum() * total
 
 
+BatchLoss = Callable[[dict[str, torch.Tensor], Sequence[Any]], torch.Tensor]
+
+
 class Trainer:
     def __init__(
         self,
@@ -143,10 +174,9 @@ class Trainer:
 
     # --- shared pieces -------------------------------------------------------------------------
 
-    def _add_entity_heads(self, examples: Sequence[Example]) -> None:
-        """An entity head only for instructions that have entity examples: a head that learned
-        nothing would answer every entity with noise."""
-        wanted = {e.instruction for e in examples if e.entity is not None}
+    def _add_entity_heads(self, wanted: set[str]) -> None:
+        """An entity head only for instructions that have entity examples (or whose teacher has
+        one): a head that learned nothing would answer every entity with noise."""
         for name in sorted(wanted):
             instruction = self.instructions.get(name)
             if not instruction.per_entity:
@@ -159,24 +189,8 @@ class Trainer:
                     self.device
                 )
 
-    def _tokenise(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
-        """input_ids, attention_mask and entity_mask (the tokens of each row's entity, wherever it
-        occurs in the text; all zero for article rows)."""
-        prepared = [prepare_text(e.text) for e in examples]
-        batch = self.tokenizer(
-            prepared,
-            truncation=True,
-            max_length=self.config.max_length,
-            padding=True,
-            return_tensors="pt",
-            return_offsets_mapping=True,
-        )
-        batch["entity_mask"] = entity_token_mask(
-            batch["offset_mapping"],
-            [locate(t, e.entity) if e.entity else () for t, e in zip(prepared, examples, strict=True)],
-        )
-        keep = {"input_ids", "attention_mask", "entity_mask"}
-        return {k: v.to(self.device) for k, v in batch.items() if k in keep}
+    def _tokenise(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
+        return tokenise_rows(self.tokenizer, rows, self.config.max_length, self.device)
 
     def _targets(self, batch: Sequence[Example]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per head: (row indices in the batch, label indices)."""
@@ -201,13 +215,13 @@ class Trainer:
             total = total + losses[name](logits[name][rows], targets) * (len(rows) / len(batch))
         return total
 
-    def _length_batches(self, examples: Sequence[Example], rng: random.Random) -> list[list[Example]]:
+    def _length_batches(self, rows: Sequence[Row], rng: random.Random) -> list[list[Any]]:
         """Shuffled batches of similar length: far less padding than random batches, still shuffled."""
         size = self.config.batch_size
-        shuffled = list(examples)
+        shuffled = list(rows)
         rng.shuffle(shuffled)
         chunk = size * 50
-        batches: list[list[Example]] = []
+        batches: list[list[Any]] = []
         for start in range(0, len(shuffled), chunk):
             part = sorted(shuffled[start : start + chunk], key=lambda e: len(e.text))
             batches.extend(part[i : i + size] for i in range(0, len(part), size))
@@ -218,37 +232,20 @@ class Trainer:
         self.model.eval()
         if embeddings is None:
             embeddings = self._embed(val)
-        reports: dict[str, Any] = {}
         with torch.inference_mode():
             logits = self.model.logits(embeddings.to(self.device))
-        for name, labels in self.head_labels.items():
-            rows = [i for i, e in enumerate(val) if e.head == name]
-            if not rows:
-                continue
-            predicted = logits[name][torch.tensor(rows, device=self.device)].argmax(-1).tolist()
-            reports[name] = classification_report(
-                [val[i].label for i in rows], [labels[p] for p in predicted], labels
-            )
-        return reports
+        return reports_from_logits(logits, val, self.head_labels)
 
-    def _embed(self, examples: Sequence[Example], batch_size: int = 128) -> torch.Tensor:
-        """n x 2H features (`InstructionModel.features`) of the examples, in their order."""
-        self.model.eval()
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].text))
-        out = torch.empty((len(examples), 2 * self.model.hidden), device=self.device)
-        with torch.inference_mode():
-            for start in tqdm(
-                range(0, len(order), batch_size),
-                desc="embedding",
-                leave=False,
-                disable=not self.config.progress,
-            ):
-                members = order[start : start + batch_size]
-                batch = self._tokenise([examples[i] for i in members])
-                out[torch.tensor(members, device=self.device)] = self.model.features(
-                    batch["input_ids"], batch["attention_mask"], batch["entity_mask"]
-                ).float()
-        return out
+    def _embed(self, rows: Sequence[Row], batch_size: int = 128) -> torch.Tensor:
+        return row_features(
+            self.model,
+            self.tokenizer,
+            rows,
+            self.config.max_length,
+            self.device,
+            batch_size=batch_size,
+            progress=self.config.progress,
+        )
 
     def _calibrate(self, val: Sequence[Example]) -> dict[str, dict[str, Any]]:
         """Fit each head's temperature on the validation rows and report ECE before and after
@@ -275,13 +272,40 @@ class Trainer:
     def _score(reports: dict[str, Any]) -> float:
         return sum(r["macro_f1"] for r in reports.values()) / max(len(reports), 1)
 
+    def _check_teacher(self, teacher: Teacher) -> None:
+        """The student learns the teacher's heads label for label; an instruction whose labels
+        differ from the teacher's (edited since the teacher was trained) cannot be distilled."""
+        for key, labels in teacher.head_labels.items():
+            name = key.removesuffix(ENTITY_HEAD)
+            if name not in self.instructions.names():
+                raise DataError(f"the teacher has a head for {name!r}, which the student's instructions lack")
+            if self.instructions.get(name).label_names != labels:
+                raise DataError(
+                    f"instruction {name!r}: the teacher's labels {labels} differ from "
+                    f"{self.instructions.get(name).label_names}"
+                )
+        self._add_entity_heads(
+            {k.removesuffix(ENTITY_HEAD) for k in teacher.head_labels if is_entity_head(k)}
+        )
+
     # --- entry point ---------------------------------------------------------------------------
 
-    def fit(self, examples: Sequence[Example]) -> TrainResult:
+    def fit(
+        self,
+        examples: Sequence[Example],
+        teacher: Teacher | None = None,
+        unlabelled: Sequence[str] = (),
+        entity_texts: Sequence[tuple[str, str]] = (),
+    ) -> TrainResult:
+        """Train on `examples`; with a `teacher`, distil it on the training side of the same split
+        plus `unlabelled` texts and unlabelled (text, entity) pairs, and validate on the same gold
+        rows as a plain run would (so teacher, student and plain recipe are compared fairly)."""
         unknown = {e.instruction for e in examples} - set(self.head_labels)
         if unknown:
             raise DataError(f"examples for unknown instructions: {sorted(unknown)}")
-        self._add_entity_heads(examples)
+        if teacher is not None:
+            self._check_teacher(teacher)
+        self._add_entity_heads({e.instruction for e in examples if e.entity is not None})
         started = time.monotonic()
         train, val = split(examples, self.config.val_fraction, self.config.seed)
         if not train:
@@ -297,16 +321,40 @@ class Trainer:
             )
             for name, labels in self.head_labels.items()
         }
+        rows: Sequence[Any] = train
+        batch_loss: BatchLoss = lambda logits, batch: self._loss(logits, batch, losses)  # noqa: E731
+        data_identity = fingerprint(examples)
+        if teacher is not None:
+            rows = soft_examples(teacher, train, unlabelled, entity_texts, exclude=[e.text for e in val])
+            if not rows:
+                raise DataError("nothing to distil: every text is on the validation side")
+            config = self.config
+
+            def batch_loss(logits: dict[str, torch.Tensor], batch: Sequence[Any]) -> torch.Tensor:
+                return distillation_loss(
+                    logits, batch, self.head_labels, losses, config.distill_temperature, config.distill_alpha
+                )
+
+            data_identity = _rows_fingerprint(rows)
         if self.config.mode == "heads":
-            history, best_reports = self._fit_heads(train, val, losses)
+            history, best_reports = self._fit_heads(rows, val, batch_loss)
+            resumed_from = None
         elif self.config.mode == "full":
-            history, best_reports = self._fit_full(train, val, losses)
+            history, best_reports, resumed_from = self._fit_full(rows, val, batch_loss, data_identity)
         else:
             raise ValueError(f"unknown training mode {self.config.mode!r}; expected heads or full")
         counts = {
             "train": dict(Counter(e.head for e in train)),
             "validation": dict(Counter(e.head for e in val)),
         }
+        distillation = None
+        if teacher is not None:
+            counts["distillation"] = {
+                "rows": len(rows),
+                "labelled": sum(1 for r in rows if r.gold),
+                "unlabelled": sum(1 for r in rows if not r.gold),
+            }
+            distillation = self._compare_with(teacher, val)
         for name, report in self._calibrate(val).items():
             best_reports.setdefault(name, {})["calibration"] = report
         self.model.eval()
@@ -318,10 +366,36 @@ class Trainer:
             counts=counts,
             seconds=time.monotonic() - started,
             history=history,
+            resumed_from_step=resumed_from,
+            distillation=distillation,
         )
 
+    def _compare_with(self, teacher: Teacher, val: Sequence[Example]) -> dict[str, Any]:
+        """The teacher's figures on the student's validation rows, and how often the two agree."""
+        if not val:
+            return {"temperature": self.config.distill_temperature, "alpha": self.config.distill_alpha}
+        teacher_logits = teacher.logits(val)
+        with torch.inference_mode():
+            student_logits = {k: v.cpu() for k, v in self.model.logits(self._embed(val)).items()}
+        by_head = {head: [i for i, e in enumerate(val) if e.head == head] for head in self.head_labels}
+        agree = {
+            head: agreement({head: teacher_logits[head][rows]}, {head: student_logits[head][rows]})[head]
+            for head, rows in by_head.items()
+            if rows and head in teacher_logits
+        }
+        teacher_reports = reports_from_logits(teacher_logits, val, teacher.head_labels)
+        return {
+            "temperature": self.config.distill_temperature,
+            "alpha": self.config.distill_alpha,
+            "teacher_validation": {
+                head: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "n": r["n"]}
+                for head, r in teacher_reports.items()
+            },
+            "agreement": agree,
+        }
+
     def _fit_heads(
-        self, train: list[Example], val: list[Example], losses: Mapping[str, nn.Module]
+        self, train: Sequence[Any], val: list[Example], batch_loss: BatchLoss
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         for parameter in self.model.encoder.parameters():
             parameter.requires_grad_(False)
@@ -342,7 +416,7 @@ class Trainer:
                 members = indices[start : start + 256]
                 batch = [train[i] for i in members]
                 logits = self.model.logits(train_x[torch.tensor(members, device=self.device)])
-                loss = self._loss(logits, batch, losses)
+                loss = batch_loss(logits, batch)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -379,8 +453,8 @@ class Trainer:
         return [p for p in encoder.parameters() if p.requires_grad]
 
     def _fit_full(
-        self, train: list[Example], val: list[Example], losses: Mapping[str, nn.Module]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        self, train: Sequence[Any], val: list[Example], batch_loss: BatchLoss, data_identity: str
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
         optimiser = torch.optim.AdamW(
             [
                 {"params": self._freeze_for_full(), "lr": self.config.encoder_lr},
@@ -398,69 +472,168 @@ class Trainer:
                 (step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))
             ),
         )
-        deadline = (
-            time.monotonic() + self.config.time_budget_s if self.config.time_budget_s is not None else None
+        progress = _Progress()
+        store = CheckpointStore(Path(self.config.checkpoint_dir)) if self.config.checkpoint_dir else None
+        identity = run_identity(
+            data_identity,
+            {
+                **{k: v for k, v in asdict(self.config).items() if k not in _RUN_ONLY_SETTINGS},
+                "heads": self.head_labels,
+            },
         )
-        history: list[dict[str, Any]] = []
-        best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
-        stale = 0
-        done_steps = 0
-        epoch = 0
-        while done_steps < total_steps:
-            epoch += 1
-            self.model.train()
-            batches = self._length_batches(train, rng)[: total_steps - done_steps]
-            bar = tqdm(
-                batches, desc=f"epoch {epoch}/{self.config.epochs:g}", disable=not self.config.progress
+        resumed_from: int | None = None
+        if store is not None:
+            saved = store.load(identity)
+            if saved is not None:
+                self.model.load_state_dict(saved["model"])
+                optimiser.load_state_dict(saved["optimiser"])
+                scheduler.load_state_dict(saved["scheduler"])
+                torch.set_rng_state(saved["torch_rng"])
+                progress = saved["progress"]
+                resumed_from = progress.done_steps
+                log.info(
+                    "training resumed from a checkpoint",
+                    extra={"event": "train_resumed", "step": progress.done_steps, "epoch": progress.epoch},
+                )
+        # The budget counts training already done before a kill: a resumed run stops where an
+        # uninterrupted one would have, not a whole budget later.
+        clock_start = time.monotonic() - progress.elapsed_s
+        deadline = clock_start + self.config.time_budget_s if self.config.time_budget_s is not None else None
+        last_save = time.monotonic()
+
+        def save() -> None:
+            nonlocal last_save
+            if store is None:
+                return
+            progress.elapsed_s = time.monotonic() - clock_start
+            store.save(
+                identity,
+                {
+                    "model": self.model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "progress": progress,
+                },
             )
-            running = 0.0
+            last_save = time.monotonic()
+
+        while progress.done_steps < total_steps or progress.step_in_epoch:
+            if progress.step_in_epoch == 0:
+                # A new epoch: remember the shuffler's state before it deals this epoch's batches,
+                # so that a resume in the middle of the epoch deals the very same ones.
+                progress.epoch += 1
+                progress.epoch_rng = rng.getstate()
+                progress.running = 0.0
+            else:
+                rng.setstate(progress.epoch_rng)
+            self.model.train()
+            at_epoch_start = progress.done_steps - progress.step_in_epoch
+            batches = self._length_batches(train, rng)[: total_steps - at_epoch_start]
+            bar = tqdm(
+                batches,
+                desc=f"epoch {progress.epoch}/{self.config.epochs:g}",
+                initial=progress.step_in_epoch,
+                disable=not self.config.progress,
+            )
             out_of_time = False
-            for step, batch in enumerate(bar, 1):
+            for batch in batches[progress.step_in_epoch :]:
                 inputs = self._tokenise(batch)
                 features = self.model.features(
                     inputs["input_ids"], inputs["attention_mask"], inputs["entity_mask"]
                 )
-                loss = self._loss(self.model.logits(features), batch, losses)
+                loss = batch_loss(self.model.logits(features), batch)
                 optimiser.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 optimiser.step()
                 scheduler.step()
-                done_steps += 1
-                running += loss.item()
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{running / step:.4f}")
+                progress.done_steps += 1
+                progress.step_in_epoch += 1
+                progress.running += loss.item()
+                bar.update(1)
+                if progress.step_in_epoch % 20 == 0:
+                    bar.set_postfix(loss=f"{progress.running / progress.step_in_epoch:.4f}")
                 if deadline is not None and time.monotonic() > deadline:
                     out_of_time = True
                     break
+                every = self.config.checkpoint_every_steps
+                if (every and progress.done_steps % every == 0) or (
+                    time.monotonic() - last_save > self.config.checkpoint_every_s
+                ):
+                    save()
             bar.close()
-            if not val:
-                continue
-            reports = self._evaluate(val)
-            score = self._score(reports)
-            entry: dict[str, Any] = {
-                "epoch": epoch,
-                "steps": done_steps,
-                "train_loss": running / max(1, step),
-                "score": score,
-                **{f"{name}_accuracy": r["accuracy"] for name, r in reports.items()},
-                **{f"{name}_macro_f1": r["macro_f1"] for name, r in reports.items()},
-            }
-            history.append(entry)
-            log.info("epoch finished", extra={"event": "train_epoch", **entry})
-            if self.on_epoch is not None:
-                self.on_epoch(entry)
-            if best is None or score > best[0]:
-                state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                best, stale = (score, state, reports), 0
-            else:
-                stale += 1
-                if stale >= self.config.patience:
-                    break
+            steps_this_epoch = max(1, progress.step_in_epoch)
+            progress.step_in_epoch = 0
+            stop = out_of_time
+            if val:
+                reports = self._evaluate(val)
+                score = self._score(reports)
+                entry: dict[str, Any] = {
+                    "epoch": progress.epoch,
+                    "steps": progress.done_steps,
+                    "train_loss": progress.running / steps_this_epoch,
+                    "score": score,
+                    **{f"{name}_accuracy": r["accuracy"] for name, r in reports.items()},
+                    **{f"{name}_macro_f1": r["macro_f1"] for name, r in reports.items()},
+                }
+                progress.history.append(entry)
+                log.info("epoch finished", extra={"event": "train_epoch", **entry})
+                if self.on_epoch is not None:
+                    self.on_epoch(entry)
+                if progress.best is None or score > progress.best[0]:
+                    state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                    progress.best, progress.stale = (score, state, reports), 0
+                else:
+                    progress.stale += 1
+                    stop = stop or progress.stale >= self.config.patience
             if out_of_time:
                 log.warning("training time budget spent", extra={"event": "train_time_budget"})
+            if stop:
                 break
-        if best is not None:
-            self.model.load_state_dict(best[1])
-            return history, best[2]
-        return history, {}
+            save()  # an epoch's validation (minutes on a CPU) is not redone after a kill
+        if progress.best is not None:
+            self.model.load_state_dict(progress.best[1])
+            return progress.history, progress.best[2], resumed_from
+        return progress.history, {}, resumed_from
+
+
+@dataclass
+class _Progress:
+    """Where a `full` run stands: all that a checkpoint needs besides the tensors' states."""
+
+    epoch: int = 0
+    done_steps: int = 0
+    step_in_epoch: int = 0
+    epoch_rng: Any = None
+    running: float = 0.0
+    elapsed_s: float = 0.0
+    stale: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
+
+
+def reports_from_logits(
+    logits: Mapping[str, torch.Tensor], val: Sequence[Example], head_labels: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """Per head with validation rows: the classification report of the logits' top labels."""
+    reports: dict[str, Any] = {}
+    for name, labels in head_labels.items():
+        rows = [i for i, e in enumerate(val) if e.head == name]
+        if not rows or name not in logits:
+            continue
+        head_logits = logits[name]
+        predicted = head_logits[torch.tensor(rows, device=head_logits.device)].argmax(-1).tolist()
+        reports[name] = classification_report(
+            [val[i].label for i in rows], [labels[p] for p in predicted], labels
+        )
+    return reports
+
+
+def _rows_fingerprint(rows: Sequence[SoftExample]) -> str:
+    """Identifies a distillation set for checkpoints: its texts, entities and gold labels (the
+    teacher's logits follow from the teacher, whose version the caller keeps the same)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row.text}\x1f{row.entity}\x1f{sorted(row.gold.items())}\x1e".encode())
+    return digest.hexdigest()[:16]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from models.text import prepare_text
 from tests.conftest import FINSENT
 from tests.model_helpers import sentiment_slice
 
@@ -142,6 +143,26 @@ def test_train_register_activate_evaluate_rollback(tmp_path: Path, data_dir: Pat
     table = run(home, "models", "compare", version, second).stdout
     assert "sentiment" in table and "macro_f1" in table and "validation splits are comparable" in table
 
+    # The second version teaches a third by distillation, on the gold rows and unlabelled texts.
+    seen = {e.text for e in train} | {e.text for e in test}
+    more, _ = sentiment_slice(data_dir, train_n=900, test_n=0)
+    unlabelled = sorted({e.text for e in more} - seen)
+    (tmp_path / "news.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in unlabelled))
+    distilled = run(home, "train", "--data", str(tmp_path / "train.csv"), "--instruction", "sentiment",
+                    "--label-map", mapping, "--text-column", "headline", "--label-column", "y",
+                    "--mode", "heads", "--seed", "3", "--teacher", second,
+                    "--texts", str(tmp_path / "news.jsonl"), "--no-activate")  # fmt: skip
+    assert f"distilling {second}" in distilled.stdout and "student agrees on" in distilled.stdout
+    student = run(home, "models", "list").stdout.splitlines()[-1]
+    assert f"distilled from {second}" in student and "candidate" in student
+    summary = json.loads((home / "models" / student.split()[0] / "metrics.json").read_text())
+    # Counted as the trainer dedups: prepared and case-folded.
+    assert summary["counts"]["distillation"]["unlabelled"] == len(
+        {prepare_text(t).casefold() for t in unlabelled}
+    )
+    assert summary["distillation"]["agreement"]["sentiment"] > 0.8
+    assert summary["distillation"]["teacher_validation"]["sentiment"]["n"] == saved["n"]
+
     unmapped = run(home, "train", "--data", str(tmp_path / "train.csv"), "--instruction", "sentiment",
                    "--text-column", "headline", "--label-column", "y", ok=False)  # fmt: skip
     assert unmapped.returncode == 1 and "labels not in instruction 'sentiment'" in unmapped.stderr
@@ -153,3 +174,9 @@ def test_unknown_recipe_is_a_clear_error(tmp_path: Path, recipe: str) -> None:
     result = run(tmp_path / "home", "train", "--recipe", recipe, ok=False)
     assert result.returncode == 1 and "unknown recipe" in result.stderr
     assert "Traceback" not in result.stderr  # the operator's mistake: one line, not a stack
+
+
+def test_a_distillation_recipe_without_a_teacher_is_a_clear_error(tmp_path: Path) -> None:
+    result = run(tmp_path / "home", "train", "--recipe", "distil", ok=False)
+    assert result.returncode == 1 and "give --teacher VERSION" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -115,14 +115,16 @@ def _decisions(args: argparse.Namespace, engine: Engine) -> int:
 
 def _training_examples(
     args: argparse.Namespace, settings: Settings, instructions: Any
-) -> tuple[list[Any], Any]:
+) -> tuple[list[Any], Any, str | None]:
     from models.datasets import DataError, load_examples, parse_label_map
     from models.recipes import get_recipe
     from models.training import TrainConfig
 
     if args.recipe:
         recipe = get_recipe(args.recipe)
-        return recipe.examples(settings.data_dir, instructions), recipe.config
+        if recipe.needs_teacher and not args.teacher:
+            raise DataError(f"recipe {recipe.name!r} distils a teacher: give --teacher VERSION")
+        return recipe.examples(settings.data_dir, instructions), recipe.config, recipe.encoder
     if not args.data:
         raise DataError("give --recipe NAME, or --data FILE --instruction NAME (repeatable)")
     if len(args.instruction or []) != len(args.data):
@@ -136,19 +138,26 @@ def _training_examples(
         examples.extend(
             load_examples(Path(path), instructions.get(name), args.text_column, args.label_column, mapping)
         )
-    return examples, TrainConfig()
+    return examples, TrainConfig(), None
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
+    from models.checkpoints import CheckpointStore
     from models.encoder import configure_cpu_threads, load_encoder
     from models.instructions import InstructionSet
     from models.registry import ModelRegistry
     from models.training import Trainer
 
     engine = open_engine(settings)
+    registry = ModelRegistry(settings.models_dir, engine)
     instructions = instruction_store.current(engine)
-    examples, config = _training_examples(args, settings, instructions)
+    teacher = _load_teacher(args, registry) if args.teacher else None
+    if teacher is not None:
+        # The student answers the teacher's questions with the teacher's labels: its instruction
+        # snapshot, not whatever the instructions table says today.
+        instructions = teacher[1]
+    examples, config, recipe_encoder = _training_examples(args, settings, instructions)
     overrides = {
         key: value
         for key, value in {
@@ -162,28 +171,49 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None
     }
     device = args.device or ("cuda" if settings.inference_device == "auto" and _cuda() else "cpu")
-    config = replace(config, device=device, **overrides)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else _checkpoint_dir(args, settings)
+    config = replace(config, device=device, checkpoint_dir=str(checkpoints), **overrides)
+    store = CheckpointStore(checkpoints)
+    if args.fresh:
+        store.clear()
+    elif config.mode == "full" and store.path.is_file():
+        print(f"resuming from the checkpoint in {checkpoints} (--fresh starts over)", flush=True)
     trained = InstructionSet.of(
         i for i in instructions.instructions if i.name in {e.instruction for e in examples}
     )
+    unlabelled: list[str] = []
+    if teacher is not None:
+        trained = teacher[1]
+        unlabelled = _unlabelled_texts(args, engine)
     configure_cpu_threads(settings.inference_cpu_threads)
-    encoder = args.encoder or settings.encoder
+    encoder = args.encoder or recipe_encoder or settings.encoder
     tokenizer, model = load_encoder(encoder, settings.cache_dir)
     print(
-        f"training {', '.join(trained.names())} on {len(examples)} rows: mode={config.mode} "
+        f"training {', '.join(trained.names())} on {len(examples)} rows"
+        + (f" and {len(unlabelled)} unlabelled texts, distilling {args.teacher}" if teacher else "")
+        + f": mode={config.mode} "
         f"epochs={config.heads_epochs if config.mode == 'heads' else config.epochs:g} device={config.device}",
         flush=True,
     )
     started = time.monotonic()
-    result = Trainer(model, tokenizer, trained, config).fit(examples)
+    result = Trainer(model, tokenizer, trained, config).fit(
+        examples, teacher=teacher[0] if teacher else None, unlabelled=unlabelled
+    )
     from models.evaluation import format_report
 
     for name, report in result.metrics.items():
         print(format_report(f"validation {name}", report))
-    registry = ModelRegistry(settings.models_dir, engine)
-    version = registry.register(
-        result, tokenizer, trained, encoder, reason=f"trained with {args.recipe or 'files'}"
+    if result.distillation is not None:
+        for head, figures in result.distillation.get("teacher_validation", {}).items():
+            print(
+                f"teacher {head}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}; "
+                f"student agrees on {result.distillation['agreement'].get(head, 0):.4f}"
+            )
+    reason = f"trained with {args.recipe or 'files'}" + (
+        f", distilled from {args.teacher}" if teacher else ""
     )
+    version = registry.register(result, tokenizer, trained, encoder, reason=reason)
+    store.clear()  # registered: the checkpoint has served its purpose
     if args.no_activate:
         print(f"registered {version} (candidate, not activated)")
     else:
@@ -191,6 +221,44 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"registered and activated {version}")
     print(f"training took {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _checkpoint_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    """One folder per recipe (and teacher): two different runs never resume each other's state."""
+    name = args.recipe or "files"
+    if args.teacher:
+        name += f"-from-{args.teacher}"
+    return settings.home / "checkpoints" / f"train-{name}"
+
+
+def _load_teacher(args: argparse.Namespace, registry: Any) -> tuple[Any, Any]:
+    """(Teacher, its instruction snapshot) of a registered version."""
+    import torch
+
+    from models.distillation import Teacher
+    from models.executor import ExecutorOptions
+    from models.registry import snapshot_instructions
+
+    folder = registry.path_of(args.teacher)
+    summary = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    max_length = int(summary.get("config", {}).get("max_length", 128))
+    executor = registry.load(args.teacher, ExecutorOptions(device=args.device or "auto"))
+    teacher = Teacher(
+        executor.model,
+        executor.tokenizer,
+        max_length=max_length,
+        device=torch.device(executor.device),
+        progress=True,
+    )
+    return teacher, snapshot_instructions(folder)
+
+
+def _unlabelled_texts(args: argparse.Namespace, engine: Engine) -> list[str]:
+    from connectors.db.texts import recent_article_texts
+    from models.datasets import read_texts
+
+    texts = [text for path in args.texts or [] for text in read_texts(Path(path))]
+    return texts + recent_article_texts(engine, args.stored_texts)
 
 
 def _cuda() -> bool:
@@ -530,7 +598,10 @@ def add_commands(sub: Any, run: Any) -> None:
         parser.set_defaults(func=run(cmd_instructions))
 
     train = sub.add_parser("train", help="train instruction heads (multi-task) and register the model")
-    train.add_argument("--recipe", help="default (CPU, ≤30 min) or accurate (GPU)")
+    train.add_argument(
+        "--recipe",
+        help="default (CPU, ≤30 min), teacher (mpnet, ≤2 h CPU), distil (with --teacher), accurate (GPU)",
+    )
     train.add_argument("--data", action="append", help="CSV or JSONL file (repeatable)")
     train.add_argument("--instruction", action="append", help="instruction each --data file trains")
     train.add_argument(
@@ -547,6 +618,25 @@ def add_commands(sub: Any, run: Any) -> None:
     train.add_argument("--device", help="cpu, cuda (default: GPU when visible)")
     train.add_argument("--encoder", help="base encoder (default: FINSENT_ENCODER)")
     train.add_argument("--no-activate", action="store_true", help="register as a candidate only")
+    train.add_argument(
+        "--teacher", help="a registered version to distil: its soft labels teach this model its heads"
+    )
+    train.add_argument(
+        "--texts",
+        action="append",
+        help="with --teacher: unlabelled texts (.txt lines, CSV/JSONL text or title/body)",
+    )
+    train.add_argument(
+        "--stored-texts",
+        type=int,
+        default=20000,
+        help="with --teacher: also this many stored article texts, newest first (default 20000)",
+    )
+    train.add_argument(
+        "--checkpoint-dir",
+        help="full mode: checkpoint folder (default FINSENT_HOME/checkpoints/train-RECIPE)",
+    )
+    train.add_argument("--fresh", action="store_true", help="discard a checkpoint instead of resuming it")
     train.set_defaults(func=run(cmd_train))
 
     models = sub.add_parser("models", help="the model registry")
