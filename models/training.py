@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 13
     class_weight_power: float = 0.5  # 0: none, 1: inverse frequency; 0.5 lifts rare classes gently
     class_weight_power_by: dict[str, float] = field(default_factory=dict)  # per instruction, overrides
+    label_smoothing: float = 0.0  # share of each gold label's mass spread over the others
     freeze_embeddings: bool = True  # word embeddings barely move in fine-tuning and cost optimiser time
     freeze_layers: int = 0  # bottom encoder layers kept frozen in `full` mode (faster backward pass)
     time_budget_s: float | None = None  # `full` mode stops (and validates) when this is spent
@@ -312,12 +313,13 @@ class Trainer:
             raise DataError("no training rows left after the validation split")
         losses = {
             name: nn.CrossEntropyLoss(
+                label_smoothing=self.config.label_smoothing,
                 weight=_class_weights(
                     train,
                     name,
                     labels,
                     self.config.class_weight_power_by.get(name, self.config.class_weight_power),
-                ).to(self.device)
+                ).to(self.device),
             )
             for name, labels in self.head_labels.items()
         }

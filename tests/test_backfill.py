@@ -165,7 +165,8 @@ def test_the_scheduled_job_loads_no_model_until_a_promotion_leaves_history_behin
         conn.execute(text("UPDATE job_locks SET started_at = :t"), {"t": datetime(2000, 1, 1, tzinfo=UTC)})
     scheduler.backfill()
     done = json.loads(outcome())
-    assert done["finished"] and done["classified"] == 12 and scheduler._backfill_model is not None
+    assert done["finished"] and done["classified"] == done["due_at_start"] == 12
+    assert scheduler._backfill_model is not None
     assert count_due(engine, datetime(2000, 1, 1, tzinfo=UTC), StandInClassifier.version) == 0
 
 

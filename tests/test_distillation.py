@@ -96,3 +96,47 @@ def test_a_teacher_with_other_labels_is_refused(data_dir: Path) -> None:
             [Example("Shares rose", "sentiment", "bullish")] * 3,
             teacher=Teacher(teacher_model, tokenizer),
         )
+
+
+def test_unlabelled_texts_come_from_files_and_stored_articles(tmp_path: Path, sqlite_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.db.engine import make_engine
+    from connectors.db.texts import recent_article_texts
+    from connectors.db.writer import ArticleRow, write_batch
+    from models.datasets import read_texts
+
+    engine = make_engine(sqlite_url)
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    write_batch(
+        engine,
+        [
+            ArticleRow(
+                id=f"a{i}",
+                source="t",
+                url=None,
+                title=f"Headline {i}",
+                body="Body text" if i else "",
+                published_at=at + timedelta(hours=i),
+                fetched_at=at,
+                lang="en",
+                tickers=[],
+                predictions=[],
+                entity_predictions=[],
+            )
+            for i in range(3)
+        ],
+    )
+    texts = recent_article_texts(engine, 10)
+    assert sorted(texts) == ["Headline 0", "Headline 1. Body text", "Headline 2. Body text"]
+    assert len(recent_article_texts(engine, 2)) == 2 and recent_article_texts(engine, 0) == []
+
+    (tmp_path / "lines.txt").write_text("first line\n\n second line \n")
+    (tmp_path / "replay.jsonl").write_text(
+        '{"title": "Acme wins", "body": "A contract."}\n{"title": "Globex"}\n'
+    )
+    assert read_texts(tmp_path / "lines.txt") == ["first line", "second line"]
+    assert read_texts(tmp_path / "replay.jsonl") == ["Acme wins. A contract.", "Globex"]
+    (tmp_path / "bad.jsonl").write_text('{"headline": "no text field"}\n')
+    with pytest.raises(DataError, match="neither 'text' nor 'title'"):
+        read_texts(tmp_path / "bad.jsonl")

@@ -133,13 +133,17 @@ def run_backfill(
     time_budget_s: float | None = None,
     progress: Callable[[BackfillReport], None] | None = None,
     now: datetime | None = None,
+    due_at_start: int | None = None,
 ) -> BackfillReport:
     """Answer every due article published in the last `since_s` seconds with `classifier`.
     `items_per_s` 0 means unthrottled (the on-demand command); the job passes a rate and a time
-    budget and is run again until `finished`."""
+    budget and is run again until `finished`. `due_at_start` is a count the caller already made
+    for this `version` and `now`; None counts."""
     since = (now or utcnow()) - timedelta(seconds=since_s)
     version = classifier.version
-    report = BackfillReport(version=version, since=since, due_at_start=count_due(engine, since, version))
+    if due_at_start is None:
+        due_at_start = count_due(engine, since, version)
+    report = BackfillReport(version=version, since=since, due_at_start=due_at_start)
     started = time.perf_counter()
     cursor: tuple[datetime, str] | None = None
     while True:

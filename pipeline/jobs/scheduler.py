@@ -146,22 +146,29 @@ def backfill() -> None:
 
         settings = ctx.settings
         horizon = settings.backfill_horizon_s or backfill_horizon_s(current_rules(ctx.engine))
-        live = live_version(ctx.engine, utcnow())
+        now = utcnow()
+        live = live_version(ctx.engine, now)
         # Nothing labelled by another version than the one answering live traffic: no model is
         # loaded into the scheduler (most runs; a promotion makes the next one work).
-        if live is None or count_due(ctx.engine, utcnow() - timedelta(seconds=horizon), live) == 0:
+        due = count_due(ctx.engine, now - timedelta(seconds=horizon), live) if live is not None else 0
+        if due == 0:
             return "nothing due"
         if _backfill_model is None:  # loaded once per process; it follows promotions by itself
             _backfill_model = ClassifierProvider.from_settings(settings, ctx.engine).current
+        model = _backfill_model()
         report = run_backfill(
             ctx.engine,
-            _backfill_model(),
+            model,
             InstructionProvider(ctx.engine).current(),
             entity_recogniser(settings),
             horizon,
             items_per_s=settings.backfill_items_per_s,
             # Leaves the rest of the interval idle: the next run starts on time, not on top.
             time_budget_s=0.8 * settings.backfill_interval_s,
+            now=now,
+            # The count just made is the run's starting figure when it was made for the version
+            # the run answers with (a full count is a scan of the window: not done twice).
+            due_at_start=due if model.version == live else None,
         )
         return json.dumps(report.as_dict(), sort_keys=True)
 
