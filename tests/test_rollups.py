@@ -136,3 +136,15 @@ def test_the_dashboard_reads_whole_hour_buckets_from_the_rollups(engine: Engine)
         assert sum(live["volume"]) == sum(hourly["volume"]) == 12
         topics = dashboard.series("topic", "", 7200, 24 * 3600.0)
         assert sum(topics["volume"]) == 12
+        assert dashboard.keys("topic", 24 * 3600.0) == [{"key": "Earnings", "items": 12}]
+    # A topic instruction of the operator's own is not in the topic rollup: its labels, not the
+    # built-in topic's, are the keys.
+    sectors = [
+        replace(row, id=f"s{i}", predictions=[PredictionRow("sector", s, 0.9, {s: 0.9}, "v1")])
+        for i, (row, s) in enumerate(zip(rows, ["Banks", "Banks", "Tech"], strict=False))
+    ]
+    write_batch(engine, sectors)
+    assert DashboardData(engine, topic_instruction="sector").keys("topic", 24 * 3600.0) == [
+        {"key": "Banks", "items": 2},
+        {"key": "Tech", "items": 1},
+    ]

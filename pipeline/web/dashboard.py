@@ -24,12 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from alerts.series import TICKER, SeriesQuery, read_series
 from connectors.db import rollups
-from connectors.db.schema import Alert, ModelVersion, utcnow
+from connectors.db.schema import Alert, Article, CurrentPrediction, ModelVersion, utcnow
 from connectors.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,11 @@ class DashboardData:
 
     def keys(self, dimension: str, since_s: float, limit: int = 25) -> list[dict[str, Any]]:
         since = utcnow() - timedelta(seconds=since_s)
+        rollup = self._rollup(dimension)
+        if rollup is None:
+            return self._live_topic_keys(since, limit)
         # From the hourly rollups, whole hours from the one `since` falls in: a week of a busy
         # wire is 170 rollup rows per key instead of 230,000 articles at 1 M stored.
-        rollup = rollups.TICKER if dimension == TICKER else rollups.TOPIC
         totals: dict[str, int] = {}
         for _hour, key, items, *_counts in rollups.read_hours(
             self.engine, rollup, int(since.timestamp() // 3600)
@@ -93,6 +95,21 @@ class DashboardData:
             "negative_share": ratio(negative, rated),
             "mean_sentiment": ratio(signed, rated),
         }
+
+    def _live_topic_keys(self, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The labels of a topic instruction other than the built-in one, counted from the current
+        answers (the topic rollup keeps the built-in `topic` only: reading it here would show the
+        wrong instruction's labels)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(CurrentPrediction.label, func.count().label("n"))
+                .join(Article, Article.id == CurrentPrediction.article_id)
+                .where(CurrentPrediction.instruction == self.topic_instruction, Article.published_at > since)
+                .group_by(CurrentPrediction.label)
+                .order_by(func.count().desc(), CurrentPrediction.label)
+                .limit(limit)
+            ).all()
+        return [{"key": str(key), "items": int(n)} for key, n in rows]
 
     def _rollup(self, dimension: str) -> rollups.Rollup | None:
         if dimension == TICKER:
