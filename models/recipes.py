@@ -161,27 +161,32 @@ class Recipe:
         return [example for loader in self.loaders for example in loader(data_dir, instructions)]
 
 
+# The default recipe's data and settings; the teacher and the student learn from the same data
+# so that all three are validated on the same rows (`split` is stable per data set and label).
+DEFAULT_DATA: tuple[Loader, ...] = (tfns_sentiment, sentfin_single_entity, sentfin_entities, tfn_topic)
+# 2.5 epochs and no class weights on sentiment: chosen by measurement on the recipe's own
+# validation split and SEntFiN's held-out headlines (docs/models.md, "Choosing the default
+# recipe"): 2.5 epochs gained 2.4 points of sentiment accuracy over 1.5; dropping the sentiment
+# class weights gained accuracy and macro-F1 on the posts (their errors were neutral posts called
+# negative or positive). Topic keeps its weights: rare topics.
+DEFAULT_CONFIG = TrainConfig(
+    mode="full",
+    epochs=2.5,
+    batch_size=32,
+    max_length=64,
+    encoder_lr=8e-5,
+    freeze_layers=2,
+    patience=1,
+    time_budget_s=26 * 60,
+    class_weight_power_by={"sentiment": 0.0, "sentiment@entity": 0.0},
+)
+
 RECIPES: dict[str, Recipe] = {
     "default": Recipe(
         name="default",
         description="full fine-tuning of the base encoder with both heads; ≤ 30 min on a 2-core CPU",
-        loaders=(tfns_sentiment, sentfin_single_entity, sentfin_entities, tfn_topic),
-        # 2.5 epochs and no class weights on sentiment: chosen by measurement on the recipe's own
-        # validation split and SEntFiN's held-out headlines (docs/models.md, "Choosing the default
-        # recipe"): 2.5 epochs gained 2.4 points of sentiment accuracy over 1.5; dropping the
-        # sentiment class weights gained accuracy and macro-F1 on the posts (their errors were
-        # neutral posts called negative or positive). Topic keeps its weights: rare topics.
-        config=TrainConfig(
-            mode="full",
-            epochs=2.5,
-            batch_size=32,
-            max_length=64,
-            encoder_lr=8e-5,
-            freeze_layers=2,
-            patience=1,
-            time_budget_s=26 * 60,
-            class_weight_power_by={"sentiment": 0.0, "sentiment@entity": 0.0},
-        ),
+        loaders=DEFAULT_DATA,
+        config=DEFAULT_CONFIG,
     ),
     "quick": Recipe(
         name="quick",
@@ -205,44 +210,32 @@ RECIPES: dict[str, Recipe] = {
         name="teacher",
         description="all-mpnet-base-v2 fine-tuned on the default data; ≤ 2 h on a 2-core CPU, "
         "checkpointed and resumable; distil it into the serving model with the distil recipe",
-        loaders=(tfns_sentiment, sentfin_single_entity, sentfin_entities, tfn_topic),
-        config=TrainConfig(
-            mode="full",
+        loaders=DEFAULT_DATA,
+        config=replace(
+            DEFAULT_CONFIG,
             epochs=2,
-            batch_size=32,
-            max_length=64,
             encoder_lr=3e-5,
-            patience=1,
+            freeze_layers=0,
             time_budget_s=105 * 60,
             checkpoint_every_s=600,
-            class_weight_power_by={"sentiment": 0.0, "sentiment@entity": 0.0},
         ),
         encoder="mpnet",
     ),
     # The student: MiniLM (the serving encoder) learning a teacher's soft labels on the default
-    # data and on unlabelled news (`--texts`, stored articles), validated on the same gold rows.
+    # data and on unlabelled news (`--texts`, stored articles), validated on the same gold rows;
+    # the default settings with a longer stop for the larger set of rows.
     "distil": Recipe(
         name="distil",
         description="needs --teacher VERSION: the serving encoder learns the teacher's soft labels "
         "on the default data plus unlabelled news",
-        loaders=(tfns_sentiment, sentfin_single_entity, sentfin_entities, tfn_topic),
-        config=TrainConfig(
-            mode="full",
-            epochs=2.5,
-            batch_size=32,
-            max_length=64,
-            encoder_lr=8e-5,
-            freeze_layers=2,
-            patience=1,
-            time_budget_s=40 * 60,
-            class_weight_power_by={"sentiment": 0.0, "sentiment@entity": 0.0},
-        ),
+        loaders=DEFAULT_DATA,
+        config=replace(DEFAULT_CONFIG, time_budget_s=40 * 60),
         needs_teacher=True,
     ),
     "accurate": Recipe(
         name="accurate",
         description="more epochs and a longer context; for GPU machines",
-        loaders=(tfns_sentiment, sentfin_single_entity, sentfin_entities, tfn_topic),
+        loaders=DEFAULT_DATA,
         config=TrainConfig(mode="full", epochs=5, batch_size=32, max_length=128, encoder_lr=5e-5, patience=2),
     ),
 }
