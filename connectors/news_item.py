@@ -101,6 +101,13 @@ def extract_tickers(*texts: str) -> list[str]:
     return list(seen)
 
 
+def article_text(title: str, body: str) -> str:
+    """What the model reads of an article: the headline, then the body when there is one. Every
+    reader of stored or replayed articles (labels, distillation texts) builds it here, so a model
+    never learns from a text shaped otherwise than the worker classifies."""
+    return f"{title}. {body}" if body else title
+
+
 class NewsItem(BaseModel):
     """One article as it travels on `news.raw`."""
 
@@ -146,8 +153,7 @@ class NewsItem(BaseModel):
 
     @property
     def text(self) -> str:
-        """What the model reads: the headline, then the body when there is one."""
-        return f"{self.title}. {self.body}" if self.body else self.title
+        return article_text(self.title, self.body)
 
     def to_json_bytes(self) -> bytes:
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")).encode()

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from connectors.errors import UserInputError
+from connectors.news_item import article_text
 from models.instructions import Instruction
 
 
@@ -91,8 +92,7 @@ def read_texts(path: Path, text_column: str = "text") -> list[str]:
         if record.get(text_column):
             text = str(record[text_column]).strip()
         elif record.get("title"):
-            title, body = str(record["title"]).strip(), str(record.get("body") or "").strip()
-            text = f"{title}. {body}" if body else title
+            text = article_text(str(record["title"]).strip(), str(record.get("body") or "").strip())
         else:
             raise DataError(f"{path}: record {number} has neither {text_column!r} nor 'title'")
         if text:

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from connectors.db.label_store import LabelRow, article_text, article_texts, read_labels, upsert_labels
+from connectors.db.label_store import LabelRow, article_texts, read_labels, upsert_labels
 from connectors.db.schema import Article
+from connectors.news_item import article_text
 from models.datasets import DataError, read_records
 from models.instructions import Instruction, InstructionSet
 from models.text import prepare_text

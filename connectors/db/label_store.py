@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.db.schema import Article, Label
+from connectors.news_item import article_text
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,6 @@ def count_labels_since(engine: Engine, since: datetime | None) -> int:
         query = query.where(Label.created_at > since)
     with Session(engine) as session:
         return int(session.scalar(query) or 0)
-
-
-def article_text(title: str, body: str) -> str:
-    """An article's text as the worker classified it (`NewsItem.text`)."""
-    return f"{title}. {body}" if body else title
 
 
 def article_texts(engine: Engine, ids: Sequence[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from connectors.db.schema import Article
+from connectors.news_item import article_text
 
 BODY_CHARS = 2000  # the models read 64-128 tokens: a longer body only costs transfer and memory
 
@@ -20,4 +21,4 @@ def recent_article_texts(engine: Engine, limit: int) -> list[str]:
         rows = session.execute(
             select(Article.title, Article.body).order_by(Article.ingested_at.desc()).limit(limit)
         ).all()
-    return [f"{title}. {body[:BODY_CHARS]}" if body else title for title, body in rows if title]
+    return [article_text(title, body[:BODY_CHARS]) for title, body in rows if title]
