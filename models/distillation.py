@@ -38,12 +38,6 @@ class SoftExample:
     teacher: Mapping[str, tuple[float, ...]]  # head key -> teacher logits (raw, temperature 1)
     gold: Mapping[str, str] = field(default_factory=dict)  # head key -> label
 
-    @property
-    def head(self) -> str:
-        """The head this row belongs to, for the split and the class counts: its first gold head
-        (or first teacher head). Distillation reads `teacher` and `gold`, never this."""
-        return next(iter(self.gold), next(iter(self.teacher)))
-
 
 @dataclass
 class Teacher:

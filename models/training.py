@@ -248,24 +248,29 @@ class Trainer:
             progress=self.config.progress,
         )
 
-    def _calibrate(self, val: Sequence[Example]) -> dict[str, dict[str, Any]]:
+    def _validation_logits(self, val: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """The trained model's raw logits on the validation rows, on the CPU: one encoder pass
+        that calibration and the comparison with a teacher both read."""
+        if not val:
+            return {}
+        features = self._embed(val)  # eval mode: no dropout
+        with torch.inference_mode():
+            return {name: value.cpu() for name, value in self.model.logits(features).items()}
+
+    def _calibrate(
+        self, val: Sequence[Example], logits: dict[str, torch.Tensor]
+    ) -> dict[str, dict[str, Any]]:
         """Fit each head's temperature on the validation rows and report ECE before and after
         (on rows the reported temperature was not fitted on: `calibration_report`)."""
         if not val:
             return {}
-        self.model.eval()
-        features = self._embed(val)
-        with torch.inference_mode():
-            logits = self.model.logits(features)
         reports: dict[str, dict[str, Any]] = {}
         for name, labels in self.head_labels.items():
             rows = [i for i, e in enumerate(val) if e.head == name]
             if len(rows) < MIN_CALIBRATION_ROWS:
                 continue
             targets = torch.tensor([labels.index(val[i].label) for i in rows])
-            reports[name] = calibration_report(
-                logits[name][torch.tensor(rows, device=self.device)].cpu(), targets
-            )
+            reports[name] = calibration_report(logits[name][torch.tensor(rows)], targets)
             self.model.temperatures[name] = float(reports[name]["temperature"])
         return reports
 
@@ -349,6 +354,7 @@ class Trainer:
             "train": dict(Counter(e.head for e in train)),
             "validation": dict(Counter(e.head for e in val)),
         }
+        val_logits = self._validation_logits(val)
         distillation = None
         if teacher is not None:
             counts["distillation"] = {
@@ -356,8 +362,8 @@ class Trainer:
                 "labelled": sum(1 for r in rows if r.gold),
                 "unlabelled": sum(1 for r in rows if not r.gold),
             }
-            distillation = self._compare_with(teacher, val)
-        for name, report in self._calibrate(val).items():
+            distillation = self._compare_with(teacher, val, val_logits)
+        for name, report in self._calibrate(val, val_logits).items():
             best_reports.setdefault(name, {})["calibration"] = report
         self.model.eval()
         return TrainResult(
@@ -372,13 +378,13 @@ class Trainer:
             distillation=distillation,
         )
 
-    def _compare_with(self, teacher: Teacher, val: Sequence[Example]) -> dict[str, Any]:
+    def _compare_with(
+        self, teacher: Teacher, val: Sequence[Example], student_logits: dict[str, torch.Tensor]
+    ) -> dict[str, Any]:
         """The teacher's figures on the student's validation rows, and how often the two agree."""
         if not val:
             return {"temperature": self.config.distill_temperature, "alpha": self.config.distill_alpha}
         teacher_logits = teacher.logits(val)
-        with torch.inference_mode():
-            student_logits = {k: v.cpu() for k, v in self.model.logits(self._embed(val)).items()}
         by_head = {head: [i for i, e in enumerate(val) if e.head == head] for head in self.head_labels}
         agree = {
             head: agreement({head: teacher_logits[head][rows]}, {head: student_logits[head][rows]})[head]
