@@ -25,7 +25,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from connectors.db import rollups  # noqa: E402
 from connectors.db.current import TABLES, fill_sql, ranked_latest_sql  # noqa: E402
 from connectors.db.engine import make_engine  # noqa: E402
 from connectors.db.migrate import upgrade  # noqa: E402
+from connectors.db.partitions import ensure_partitions_on, months_between  # noqa: E402
 from connectors.db.views import create_views_sql  # noqa: E402
 from pipeline.devstack import postgres as devpg  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -83,27 +84,30 @@ UNION
 SELECT 'b' || g, 'T' || ((g::bigint * 104729 + 13) % 500) FROM generate_series(1, :n) g WHERE g % 10 < 1""",
         """
 INSERT INTO predictions (article_id, instruction, label, score, distribution, zero_shot,
-                         model_version, created_at)
+                         model_version, created_at, published_at)
 SELECT a.id, 'topic', 'topic_' || lpad(((h % 20))::text, 2, '0'), 0.8,
        json_build_object('topic_' || lpad(((h % 20))::text, 2, '0'), 0.8), false, :model,
-       a.ingested_at
-FROM (SELECT id, ingested_at, (substr(id, 2)::bigint * 40503) % 1000003 AS h FROM articles) a""",
+       a.ingested_at, a.published_at
+FROM (SELECT id, ingested_at, published_at, (substr(id, 2)::bigint * 40503) % 1000003 AS h
+      FROM articles) a""",
         """
 INSERT INTO predictions (article_id, instruction, label, score, distribution, zero_shot,
-                         model_version, created_at)
+                         model_version, created_at, published_at)
 SELECT a.id, 'sentiment', l.label, 0.7,
        json_build_object('negative', l.neg, 'neutral', l.neu, 'positive', l.pos), false, :model,
-       a.ingested_at
-FROM (SELECT id, ingested_at, (substr(id, 2)::bigint * 69069) % 100 AS h FROM articles) a
+       a.ingested_at, a.published_at
+FROM (SELECT id, ingested_at, published_at, (substr(id, 2)::bigint * 69069) % 100 AS h
+      FROM articles) a
 JOIN (VALUES ('negative', 0.7, 0.2, 0.1, 0, 25), ('neutral', 0.15, 0.7, 0.15, 25, 70),
              ('positive', 0.1, 0.2, 0.7, 70, 100)) AS l(label, neg, neu, pos, lo, hi)
   ON a.h >= l.lo AND a.h < l.hi""",
         """
 INSERT INTO entity_predictions (article_id, entity, kind, ticker, found, instruction, label,
-                                score, distribution, zero_shot, model_version, created_at)
+                                score, distribution, zero_shot, model_version, created_at,
+                                published_at)
 SELECT k.article_id, 'Company ' || k.ticker, 'company', k.ticker, true, 'sentiment', l.label,
        0.7, json_build_object('negative', l.neg, 'neutral', l.neu, 'positive', l.pos), false,
-       :model, a.ingested_at
+       :model, a.ingested_at, a.published_at
 FROM article_tickers k JOIN articles a ON a.id = k.article_id
 JOIN (VALUES ('negative', 0.7, 0.2, 0.1, 0, 30), ('neutral', 0.15, 0.7, 0.15, 30, 65),
              ('positive', 0.1, 0.2, 0.7, 65, 100)) AS l(label, neg, neu, pos, lo, hi)
@@ -112,6 +116,9 @@ JOIN (VALUES ('negative', 0.7, 0.2, 0.1, 0, 30), ('neutral', 0.15, 0.7, 0.15, 30
     ]
     timings: dict[str, float] = {}
     with engine.begin() as conn:
+        # Month partitions for the whole span first: rows of a month without one would land in
+        # the default partition (and be moved out by the next housekeeping).
+        ensure_partitions_on(conn, end, months=months_between(end - timedelta(days=days), end))
         for table in TABLES:
             conn.execute(text(f"ALTER TABLE {table.raw} DISABLE TRIGGER USER"))
         started = time.perf_counter()

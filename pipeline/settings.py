@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         description="Predictions replaced by a newer model's longer ago are deleted (the newest "
         "always stays); unset: kept for comparison for ever.",
     )
+    raw_history_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="PostgreSQL: raw predictions (every model version's) of articles published "
+        "longer ago are dropped a whole month partition at a time; current answers, views and "
+        "rollups stay. Unset: kept for ever.",
+    )
     model_refresh_s: float = Field(
         default=10.0, gt=0, description="How often a worker checks for a new model."
     )

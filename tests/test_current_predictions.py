@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import insert as insert_into
 
 from connectors.db.engine import make_engine
 from connectors.db.migrate import alembic_config, upgrade
@@ -40,6 +41,33 @@ def _article(article_id: str, versions: list[tuple[str, str]]) -> ArticleRow:
             EntityPredictionRow("Ford", "company", "F", True, "sentiment", label, 0.7, {label: 0.7}, version)
             for version, label in versions
         ],
+    )
+
+
+def _utc(stamp: datetime | str) -> datetime:
+    """A timestamp read with plain SQL: SQLite hands back text without a zone."""
+    value = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _write_old_schema(engine: Engine, article: ArticleRow) -> None:
+    """`article` written into an older revision's tables (the writer writes the newest schema's
+    columns): each row gets only the columns its table has there."""
+    tables = MetaData()
+    tables.reflect(engine, only=["articles", "article_tickers", "predictions", "entity_predictions"])
+
+    def insert(name: str, rows: list[dict[str, object]]) -> None:
+        table = tables.tables[name]
+        with engine.begin() as conn:
+            conn.execute(insert_into(table), [{k: v for k, v in r.items() if k in table.c} for r in rows])
+
+    insert("articles", [{**article.__dict__, "ingested_at": T0}])
+    insert("article_tickers", [{"article_id": article.id, "ticker": t} for t in article.tickers])
+    created = {"created_at": datetime.now(UTC)}
+    insert("predictions", [{"article_id": article.id, **p.__dict__, **created} for p in article.predictions])
+    insert(
+        "entity_predictions",
+        [{"article_id": article.id, **e.__dict__, **created} for e in article.entity_predictions],
     )
 
 
@@ -79,8 +107,9 @@ def test_current_answers_follow_inserts_redeliveries_late_rows_updates_and_delet
         conn.execute(
             text(
                 "INSERT INTO predictions (article_id, instruction, label, score, distribution, "
-                "zero_shot, model_version, created_at) VALUES ('a1', 'sentiment', 'neutral', 0.5, "
-                "'{\"neutral\": 0.5}', false, 'v0', :t)"
+                "zero_shot, model_version, created_at, published_at) SELECT 'a1', 'sentiment', "
+                "'neutral', 0.5, '{\"neutral\": 0.5}', false, 'v0', :t, published_at "
+                "FROM articles WHERE id = 'a1'"
             ),
             {"t": T0 - timedelta(days=30)},
         )
@@ -128,9 +157,12 @@ def test_the_migration_fills_current_answers_from_the_rows_already_stored(
     upgrade(url, "0005")
     engine = make_engine(url)
     try:
-        write_batch(engine, [_article("a1", [("v1", "negative"), ("v2", "positive")])])
-        write_batch(engine, [_article("a2", [("v1", "neutral")])])
+        _write_old_schema(engine, _article("a1", [("v1", "negative"), ("v2", "positive")]))
+        _write_old_schema(engine, _article("a2", [("v1", "neutral")]))
         upgrade(url)
+        with engine.connect() as conn:  # 0008 copied each article's publication time
+            stamps = conn.execute(text("SELECT published_at FROM predictions")).scalars().all()
+        assert len(stamps) == 5 and {_utc(s) for s in stamps} == {T0}
         assert _current(engine) == {"a1": ("positive", "v2"), "a2": ("neutral", "v1")}
         assert assert_current_is_latest(engine) == 6
         command.downgrade(alembic_config(url), "0005")  # the ranking views come back

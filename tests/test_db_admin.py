@@ -105,9 +105,15 @@ def test_analyst_role_needs_postgresql_and_stats_count_every_table(sqlite_url: s
 
 @pytest.mark.postgres
 def test_stats_report_sizes_on_postgresql(pg_engine: Engine, pg_url: str) -> None:
-    from connectors.db.admin import database_bytes, table_stats
+    from connectors.db.admin import analyst_relations, database_bytes, table_stats
+    from connectors.db.partitions import is_partition
 
     _fill(pg_engine)
     stats = {s.name: s for s in table_stats(pg_engine)}
     assert stats["articles"].rows == 4 and stats["articles"].bytes and stats["articles"].bytes > 0
+    # Partitioned: the parent owns no storage; its partitions' sizes are its size.
+    assert stats["predictions"].rows == 8 and (stats["predictions"].bytes or 0) > 0
+    assert not any(is_partition(name) for name in stats)
+    relations = analyst_relations(pg_engine)
+    assert "predictions" in relations and not any(is_partition(name) for name in relations)
     assert (database_bytes(pg_engine) or 0) > sum(s.bytes or 0 for s in stats.values()) / 2

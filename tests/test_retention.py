@@ -76,11 +76,17 @@ def test_retention_drops_only_what_the_settings_say(engine: Engine) -> None:
         conn.execute(text("UPDATE dlq_records SET resolved_at = :t WHERE source_offset < 2"), {"t": NOW})
     before = _view(engine)
 
-    # Unset retentions keep everything but old resolved dead letters.
-    assert apply_retention(engine, Retention(dead_letter_days=30), NOW) == {"dead_letters": 2}
-    removed = apply_retention(engine, Retention(30, body_days=30, superseded_days=10), NOW)
+    # Unset retentions keep everything but old resolved dead letters. (Creating partitions is
+    # tests/test_partitions.py's business.)
+    def retain(retention: Retention) -> dict[str, int]:
+        done = apply_retention(engine, retention, NOW)
+        done.pop("partitions_created")
+        return done
+
+    assert retain(Retention(dead_letter_days=30)) == {"dead_letters": 2}
+    removed = retain(Retention(30, body_days=30, superseded_days=10))
     assert removed == {"dead_letters": 0, "bodies": 1, "predictions": 1, "entity_predictions": 1}
-    assert apply_retention(engine, Retention(30, body_days=30, superseded_days=10), NOW) == {
+    assert retain(Retention(30, body_days=30, superseded_days=10)) == {
         "dead_letters": 0,
         "bodies": 0,
         "predictions": 0,

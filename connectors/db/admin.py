@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, inspect, text
 
+from connectors.db.partitions import is_partition
 from connectors.db.schema import Base
 from connectors.errors import UserInputError
 
@@ -46,7 +47,17 @@ def table_stats(engine: Engine) -> list[TableStats]:
             rows = int(conn.execute(text(f'SELECT COUNT(*) FROM "{name}"')).scalar_one())
             size = None
             if engine.dialect.name == "postgresql":
-                size = int(conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": name}).scalar_one())
+                # A partitioned table owns no storage itself: its size is its partitions' (a
+                # plain table has no partition tree).
+                size = int(
+                    conn.execute(
+                        text(
+                            "SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) "
+                            "FROM pg_partition_tree(:t)), pg_total_relation_size(:t))"
+                        ),
+                        {"t": name},
+                    ).scalar_one()
+                )
             stats.append(TableStats(name, rows, size))
     return stats
 
@@ -62,7 +73,8 @@ def database_bytes(engine: Engine) -> int | None:
 def analyst_relations(engine: Engine) -> list[str]:
     """What the analyst role may read: every view, and every table but the process's own."""
     inspector = inspect(engine)
-    tables = [t for t in inspector.get_table_names() if t not in NOT_FOR_ANALYSTS]
+    # Partitions are read through their parent, which is what is granted.
+    tables = [t for t in inspector.get_table_names() if t not in NOT_FOR_ANALYSTS and not is_partition(t)]
     return sorted(inspector.get_view_names()) + sorted(tables)
 
 

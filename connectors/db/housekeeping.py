@@ -1,8 +1,12 @@
 """Housekeeping deletes: what is kept, and for how long.
 
 Nothing an analyst view shows is removed: the views read each article's latest prediction (and
-each entity's), never a body, and unresolved dead letters stay until someone deals with them.
-Every retention is off (keep for ever) unless set, except resolved dead letters.
+each entity's) from the current tables and the rollups, never a body or a raw prediction, and
+unresolved dead letters stay until someone deals with them. Every retention is off (keep for
+ever) unless set, except resolved dead letters.
+
+On PostgreSQL housekeeping also keeps the raw prediction tables' month partitions ahead of the
+clock (connectors/db/partitions.py), and the raw-history retention drops whole months.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from connectors.db.partitions import drop_partitions_before, ensure_partitions
 from connectors.db.schema import Article, DeadLetter, EntityPrediction, Prediction
 
 
@@ -21,6 +26,9 @@ class Retention:
     dead_letter_days: float  # resolved dead letters
     body_days: float | None = None  # article bodies (titles, predictions and links stay)
     superseded_days: float | None = None  # predictions a newer one replaced, counted from then
+    # Raw predictions (every model version's) of articles published longer ago, whole months at
+    # a time by dropping partitions: PostgreSQL only (SQLite keeps them; see `superseded_days`).
+    raw_history_days: float | None = None
 
 
 def prune_dead_letters(engine: Engine, older_than_days: float, now: datetime | None = None) -> int:
@@ -74,9 +82,14 @@ def drop_superseded(engine: Engine, older_than_days: float, now: datetime | None
 
 def apply_retention(engine: Engine, retention: Retention, now: datetime | None = None) -> dict[str, int]:
     """Every retention that is set; returns what each removed."""
-    done = {"dead_letters": prune_dead_letters(engine, retention.dead_letter_days, now)}
+    moment = now or datetime.now(UTC)
+    done = {"partitions_created": len(ensure_partitions(engine, moment))}
+    done["dead_letters"] = prune_dead_letters(engine, retention.dead_letter_days, now)
     if retention.body_days is not None:
         done["bodies"] = drop_old_bodies(engine, retention.body_days, now)
     if retention.superseded_days is not None:
         done.update(drop_superseded(engine, retention.superseded_days, now))
+    if retention.raw_history_days is not None:
+        cutoff = moment - timedelta(days=retention.raw_history_days)
+        done["partitions_dropped"] = len(drop_partitions_before(engine, cutoff))
     return done

@@ -108,11 +108,18 @@ class ArticleTicker(Base):
 
 
 class Prediction(Base):
-    """What one model version said about one article for one instruction."""
+    """What one model version said about one article for one instruction.
+
+    `published_at` is the article's, copied: on PostgreSQL the table is partitioned by month of it
+    (connectors/db/partitions.py), and a partitioned table's unique keys must hold it. Its primary
+    key there is (id, published_at); `id` alone stays unique (one sequence).
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (
-        UniqueConstraint("article_id", "instruction", "model_version"),
+        UniqueConstraint(
+            "article_id", "instruction", "model_version", "published_at", name="uq_predictions_key"
+        ),
         Index("ix_predictions_instruction_label", "instruction", "label"),
     )
 
@@ -125,17 +132,23 @@ class Prediction(Base):
     zero_shot: Mapped[bool] = mapped_column(Boolean, default=False)
     model_version: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    published_at: Mapped[datetime]
 
 
 class EntityPrediction(Base):
     """What one model version said about one entity of one article for one entity-scoped
-    instruction: "how is this news for ENTITY?"."""
+    instruction: "how is this news for ENTITY?". Partitioned as `predictions` is."""
 
     __tablename__ = "entity_predictions"
     __table_args__ = (
-        # Named by hand: the convention's name is 66 characters, over PostgreSQL's 63.
+        # Named by hand: the convention's name is over PostgreSQL's 63 characters.
         UniqueConstraint(
-            "article_id", "entity", "instruction", "model_version", name="uq_entity_predictions_key"
+            "article_id",
+            "entity",
+            "instruction",
+            "model_version",
+            "published_at",
+            name="uq_entity_predictions_key",
         ),
         Index("ix_entity_predictions_ticker", "ticker", "instruction"),
     )
@@ -153,6 +166,7 @@ class EntityPrediction(Base):
     zero_shot: Mapped[bool] = mapped_column(Boolean, default=False)
     model_version: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    published_at: Mapped[datetime]
 
 
 class CurrentPrediction(Base):

@@ -104,6 +104,23 @@ def _insert_ignore(session: Session, engine: Engine, table: Table, rows: Sequenc
     return len(session.execute(statement, list(rows)).all())
 
 
+def _stored_published_at(session: Session, articles: Sequence[ArticleRow]) -> dict[str, datetime]:
+    """Each article's publication time as stored: the partition key of its predictions.
+
+    Not the incoming message's: a source that re-sends an id with a corrected time keeps the
+    stored article (first write wins), and a prediction keyed by the new time would land in
+    another month's partition beside the old one, a duplicate the unique key cannot see there.
+    """
+    wanted = list(dict.fromkeys(a.id for a in articles if a.predictions or a.entity_predictions))
+    stored: dict[str, datetime] = {}
+    # Chunked: SQLite builds before 3.32 refuse statements with over 999 parameters.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(select(Article.id, Article.published_at).where(Article.id.in_(chunk)))
+        stored.update({article_id: published_at for article_id, published_at in rows})
+    return stored
+
+
 def write_batch(
     engine: Engine,
     articles: Sequence[ArticleRow],
@@ -128,24 +145,30 @@ def write_batch(
         for a in articles
     ]
     ticker_rows = [{"article_id": a.id, "ticker": t} for a in articles for t in dict.fromkeys(a.tickers)]
-    prediction_rows = [
-        {
-            "article_id": a.id,
-            "instruction": p.instruction,
-            "label": p.label,
-            "score": p.score,
-            "distribution": p.distribution,
-            "model_version": p.model_version,
-            "zero_shot": p.zero_shot,
-        }
-        for a in articles
-        for p in a.predictions
-    ]
-    entity_rows = [{"article_id": a.id, **e.__dict__} for a in articles for e in a.entity_predictions]
     dlq_rows = [d.__dict__ for d in dead_letters]
     with Session(engine) as session, session.begin():
         articles_inserted = _insert_ignore(session, engine, _table("articles"), article_rows)
         _insert_ignore(session, engine, _table("article_tickers"), ticker_rows)
+        published = _stored_published_at(session, articles)
+        prediction_rows = [
+            {
+                "article_id": a.id,
+                "instruction": p.instruction,
+                "label": p.label,
+                "score": p.score,
+                "distribution": p.distribution,
+                "model_version": p.model_version,
+                "zero_shot": p.zero_shot,
+                "published_at": published[a.id],
+            }
+            for a in articles
+            for p in a.predictions
+        ]
+        entity_rows = [
+            {"article_id": a.id, **e.__dict__, "published_at": published[a.id]}
+            for a in articles
+            for e in a.entity_predictions
+        ]
         predictions_inserted = _insert_ignore(session, engine, _table("predictions"), prediction_rows)
         entities_inserted = _insert_ignore(session, engine, _table("entity_predictions"), entity_rows)
         dlq_inserted = _insert_ignore(session, engine, _table("dlq_records"), dlq_rows)

@@ -114,7 +114,10 @@ def housekeeping() -> None:
         removed = apply_retention(
             ctx.engine,
             Retention(
-                settings.dlq_retention_days, settings.body_retention_days, settings.superseded_retention_days
+                settings.dlq_retention_days,
+                settings.body_retention_days,
+                settings.superseded_retention_days,
+                settings.raw_history_retention_days,
             ),
         )
         log.info("housekeeping", extra={"event": "housekeeping", **removed})
