@@ -12,20 +12,28 @@ sentiment *toward that ticker* (the latest entity-level prediction for the ticke
 that article) where the model gave one, so "Tesla beats; Ford cuts guidance" is negative for F
 only. Articles without one (a cashtag the text never names, rows from before entity scope) count
 with the article's sentiment, as `v_ticker_sentiment_*` do.
+
+Counting every item of a two-day window on each scan grew with the volume; whole minutes come
+from `rollup_scan_minutes` instead, and only the minutes the bucket edges cut and the hours not
+yet folded are counted live (connectors/db/scan_rollup.py).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import DateTime, Engine, bindparam, text
+from sqlalchemy import BindParameter, Connection, DateTime, Engine, Row, bindparam, text
 
-from connectors.db.sql_expressions import signed_sentiment
+from connectors.db import scan_rollup
+from connectors.db.rollups import DIRTY
 
-TICKER = "ticker"
+TICKER = scan_rollup.TICKER
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,6 @@ METRICS = ("volume", "negative_volume", "negative_share", "mean_sentiment")
 MIXED_SHARE = 0.05
 
 
-def _epoch(dialect: str, column: str) -> str:
-    if dialect == "postgresql":
-        return f"EXTRACT(EPOCH FROM {column})"
-    return f"((julianday({column}) - 2440587.5) * 86400.0)"
-
-
 def _floor_int(dialect: str, expression: str) -> str:
     # The argument is never negative, so SQLite's truncating CAST is a floor there.
     if dialect == "postgresql":
@@ -108,62 +110,107 @@ def _floor_int(dialect: str, expression: str) -> str:
     return f"CAST({expression} AS INTEGER)"
 
 
-def series_sql(dialect: str, query: SeriesQuery) -> str:
+def _other(sentiment_version: str, key_version: str, unset: str) -> str:
+    """An item another model version answered (its sentiment or its key): :version is the live
+    one; `unset` is how a missing answer reads (NULL live, '' in the rollup)."""
+    if unset == "NULL":
+        return (
+            f"COALESCE({sentiment_version}, :version) <> :version "
+            f"OR COALESCE({key_version}, :version) <> :version"
+        )
+    return (
+        f"({sentiment_version} <> '' AND {sentiment_version} <> :version) "
+        f"OR ({key_version} <> '' AND {key_version} <> :version)"
+    )
+
+
+def series_sql(dialect: str, query: SeriesQuery, recent: str | None = None) -> str:
+    """(series_key, idx, items, negative, rated, signed_sum, other) counted from the current
+    answers of the articles `recent` yields (default: every article of the window)."""
     # Each article's latest answers come from the current_* tables (connectors/db/current.py):
     # ranking the raw predictions here made PostgreSQL scan a CTE it estimated at a few rows once
     # per recent article, quadratic in the window's volume.
-    # CROSS JOIN + WHERE is an inner join to PostgreSQL; to SQLite it also fixes the join order,
-    # so answers are looked up per recent article (by article id) instead of every answer of the
-    # instruction being scanned.
-    def signed(alias: str) -> str:
-        return signed_sentiment(dialect, f"{alias}.distribution", query.positive_label, query.negative_label)
-
-    if query.dimension == TICKER:
-        keyed = """
-    SELECT r.id, r.published_at, k.ticker AS series_key, CAST(NULL AS VARCHAR(100)) AS key_version
-    FROM recent r JOIN article_tickers k ON k.article_id = r.id"""
-        # Several entities of one article can share a ticker ("Tesla" and "$TSLA" given
-        # separately): the first by name answers, as in v_ticker_sentiment_items.
-        toward = """,
-toward AS (
-    SELECT e.article_id, e.ticker, e.label, e.distribution,
-           ROW_NUMBER() OVER (PARTITION BY e.article_id, e.ticker ORDER BY e.entity) AS rn
-    FROM recent r CROSS JOIN current_entity_predictions e
-    WHERE e.article_id = r.id AND e.instruction = :sentiment AND e.ticker IS NOT NULL
-)"""
-        joined = """
-LEFT JOIN toward t ON t.article_id = keyed.id AND t.ticker = keyed.series_key AND t.rn = 1"""
-        label, rated = "COALESCE(t.label, s.label)", "COALESCE(t.article_id, s.article_id)"
-        signed_value = (
-            f"CASE WHEN t.article_id IS NOT NULL THEN {signed('t')} "
-            f"WHEN s.article_id IS NOT NULL THEN {signed('s')} ELSE 0 END"
-        )
-    else:
-        keyed = """
-    SELECT r.id, r.published_at, d.label AS series_key, d.model_version AS key_version
-    FROM recent r CROSS JOIN current_predictions d
-    WHERE d.article_id = r.id AND d.instruction = :dimension"""
-        toward, joined = "", ""
-        label, rated = "s.label", "s.article_id"
-        signed_value = f"CASE WHEN s.article_id IS NULL THEN 0 ELSE {signed('s')} END"
-    age = f"(:end_epoch - {_epoch(dialect, 'keyed.published_at')}) / :bucket_s"
+    window = (
+        "SELECT a.id, a.published_at FROM articles a WHERE a.published_at > :start AND a.published_at <= :end"
+    )
+    recent = recent or window
+    items = scan_rollup.answered_items_sql(
+        dialect, recent, query.dimension, query.negative_label, query.positive_label
+    )
+    age = f"(:end_epoch - {scan_rollup.epoch_of(dialect, 'i.published_at')}) / :bucket_s"
+    other = _other("i.sentiment_version", "i.key_version", "NULL")
     return f"""
-WITH recent AS (
-    SELECT a.id, a.published_at FROM articles a
-    WHERE a.published_at > :start AND a.published_at <= :end
-){toward},
-keyed AS ({keyed}
-)
-SELECT keyed.series_key, {_floor_int(dialect, age)} AS idx,
-       COUNT(*) AS items,
-       SUM(CASE WHEN {label} = :negative THEN 1 ELSE 0 END) AS negative,
-       COUNT({rated}) AS rated,
-       COALESCE(SUM({signed_value}), 0) AS signed_sum,
-       SUM(CASE WHEN COALESCE(s.model_version, :version) <> :version
-                  OR COALESCE(keyed.key_version, :version) <> :version THEN 1 ELSE 0 END) AS other
-FROM keyed
-LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :sentiment{joined}
-GROUP BY keyed.series_key, idx"""
+SELECT i.series_key, {_floor_int(dialect, age)} AS idx,
+       COUNT(*) AS items, SUM(i.is_negative) AS negative, SUM(i.rated) AS rated,
+       COALESCE(SUM(i.signed), 0) AS signed_sum,
+       SUM(CASE WHEN {other} THEN 1 ELSE 0 END) AS other
+FROM ({items}) i
+GROUP BY i.series_key, {_floor_int(dialect, age)}"""
+
+
+def stored_series_sql(dialect: str) -> str:
+    """The same columns summed from the minute rollup (connectors/db/scan_rollup.py) for the
+    minutes strictly inside the window that no bucket edge cuts and whose hour is clean; the
+    minute's middle places it in its bucket (no edge falls inside it)."""
+    age = "(:end_epoch - (r.minute * 60 + 30)) / :bucket_s"
+    other = _other("r.sentiment_version", "r.key_version", "''")
+    return f"""
+SELECT r.series_key, {_floor_int(dialect, age)} AS idx,
+       SUM(r.items) AS items, SUM(r.negative) AS negative, SUM(r.rated) AS rated,
+       COALESCE(SUM(r.signed_sum), 0) AS signed_sum,
+       SUM(CASE WHEN {other} THEN r.items ELSE 0 END) AS other
+FROM {scan_rollup.TABLE} r
+WHERE r.dimension = :dimension AND r.minute > :first_minute AND r.minute < :last_minute
+  AND r.minute NOT IN ({scan_rollup.int_list_param(dialect, "edges")})
+  AND r.minute / 60 NOT IN ({scan_rollup.int_list_param(dialect, "dirty")})
+GROUP BY r.series_key, {_floor_int(dialect, age)}"""
+
+
+def _rolled_up(query: SeriesQuery) -> bool:
+    """Whether the minute rollup can answer `query`: it counts the default sentiment only, and
+    a bucket of whole minutes keeps every edge at the same second of its minute."""
+    return (
+        query.bucket_s % 60 == 0
+        and query.sentiment_instruction == scan_rollup.SENTIMENT
+        and query.negative_label == scan_rollup.NEGATIVE
+        and query.positive_label == scan_rollup.POSITIVE
+    )
+
+
+def _read_rolled_up(
+    conn: Connection,
+    dialect: str,
+    query: SeriesQuery,
+    params: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    bounds: tuple[BindParameter[Any], ...],
+) -> list[Row[Any]]:
+    """Whole clean minutes from the rollup; counted live, to the instant, the minute each bucket
+    edge falls in and every dirty hour of the window (disjoint ranges: no item twice)."""
+    start_s, end_s = start.timestamp(), end.timestamp()
+    edges = {math.floor((end_s - k * query.bucket_s) / 60) for k in range(query.points + 1)}
+    first_hour, last_hour = math.floor(start_s / 3600), math.floor(end_s / 3600)
+    dirty = {
+        int(h)
+        for (h,) in conn.execute(
+            text(f"SELECT hour FROM {DIRTY} WHERE hour >= :first AND hour <= :last"),
+            {"first": first_hour, "last": last_hour},
+        )
+    }
+    ranges = [[h * 3600, (h + 1) * 3600] for h in sorted(dirty)]
+    ranges += [[m * 60, (m + 1) * 60] for m in sorted(edges) if m // 60 not in dirty]
+    live = series_sql(dialect, query, scan_rollup.articles_in_ranges(dialect, bounded=True))
+    rows = list(conn.execute(text(live).bindparams(*bounds), {**params, "ranges": json.dumps(ranges)}))
+    stored = {
+        **params,
+        "first_minute": math.floor(start_s / 60),
+        "last_minute": math.floor(end_s / 60),
+        "edges": json.dumps(sorted(edges)),
+        "dirty": json.dumps(sorted(dirty)),
+    }
+    rows += conn.execute(text(stored_series_sql(dialect)), stored).all()
+    return rows
 
 
 def live_version(engine: Engine, as_of: datetime, sentiment_instruction: str = "sentiment") -> str | None:
@@ -185,18 +232,17 @@ def live_version(engine: Engine, as_of: datetime, sentiment_instruction: str = "
     return None if found is None else str(found)
 
 
-def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str | None = None) -> SeriesSet:
+def read_series(
+    engine: Engine, query: SeriesQuery, now: datetime, version: str | None = None, rollup: bool = True
+) -> SeriesSet:
     """The series at `now`. With `version`, a key's point where more than MIXED_SHARE of the
     items carry another model version's answers is left out (all zero, `mixed` set): the alert
     scan judges a window only against a baseline labelled by the same model, so a promotion is
-    not read as news while the backfill re-labels history (pipeline/jobs/backfill.py)."""
+    not read as news while the backfill re-labels history (pipeline/jobs/backfill.py).
+    `rollup` False counts every item of the window live (what the bench compares with)."""
     end = now.astimezone(UTC)
     start = end - timedelta(seconds=query.bucket_s * query.points)
-    statement = text(series_sql(engine.dialect.name, query)).bindparams(
-        bindparam("start", type_=DateTime(timezone=True)),
-        bindparam("end", type_=DateTime(timezone=True)),
-    )
-    params = {
+    params: dict[str, Any] = {
         "start": start,
         "end": end,
         "end_epoch": end.timestamp(),
@@ -206,8 +252,16 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str 
         "negative": query.negative_label,
         "version": version or "",
     }
+    dialect = engine.dialect.name
+    bounds = (
+        bindparam("start", type_=DateTime(timezone=True)),
+        bindparam("end", type_=DateTime(timezone=True)),
+    )
     with engine.connect() as conn:
-        rows = conn.execute(statement, params).all()
+        if not (rollup and _rolled_up(query)):
+            rows = conn.execute(text(series_sql(dialect, query)).bindparams(*bounds), params).all()
+        else:
+            rows = _read_rolled_up(conn, dialect, query, params, start, end, bounds)
     keys = sorted({str(row[0]) for row in rows})
     shape = (len(keys), query.points)
     arrays = {name: np.zeros(shape) for name in ("volume", "negative", "rated", "signed_sum", "other")}
@@ -217,11 +271,12 @@ def read_series(engine: Engine, query: SeriesQuery, now: datetime, version: str 
         if not 0 <= point < query.points:
             continue
         i = position[str(key)]
-        arrays["volume"][i, point] += items
-        arrays["negative"][i, point] += negative or 0
-        arrays["rated"][i, point] += rated or 0
+        # float(): PostgreSQL sums BIGINT columns into NUMERIC (Decimal).
+        arrays["volume"][i, point] += float(items)
+        arrays["negative"][i, point] += float(negative or 0)
+        arrays["rated"][i, point] += float(rated or 0)
         arrays["signed_sum"][i, point] += float(signed_sum or 0.0)
-        arrays["other"][i, point] += other or 0
+        arrays["other"][i, point] += float(other or 0)
     other = arrays.pop("other")
     mixed = other > MIXED_SHARE * arrays["volume"] if version is not None else np.zeros(shape, dtype=bool)
     for values in arrays.values():

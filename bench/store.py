@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, event, text  # noqa: E402
 
-from alerts.rules import builtin_rules  # noqa: E402
+from alerts.rules import Rule, builtin_rules  # noqa: E402
 from alerts.scan import scan  # noqa: E402
+from alerts.series import read_series  # noqa: E402
 from connectors.db import rollups  # noqa: E402
 from connectors.db.current import TABLES, fill_sql, ranked_latest_sql  # noqa: E402
 from connectors.db.engine import make_engine  # noqa: E402
@@ -218,17 +219,27 @@ def workloads(engine: Engine, settings: Settings, now: datetime) -> list[tuple[s
         ("dashboard: latest 50 items", lambda: dashboard.latest(50)),
         ("finsent status", lambda: collect(settings, engine)),
         ("one alert scan, shipped rules", lambda: scan(engine, rules, [], now)),
+        # The scan's series read both ways in the same run: summed from the minute rollup (the
+        # scan's way) and counted from every item of each window (before the rollup existed).
+        ("alert series of the shipped rules, minute rollup", lambda: _series(engine, rules, now, True)),
+        ("alert series of the shipped rules, counted live", lambda: _series(engine, rules, now, False)),
     ]
     return items
+
+
+def _series(engine: Engine, rules: list[Rule], now: datetime, rollup: bool) -> list[object]:
+    return [read_series(engine, rule.series_query(), now, MODEL, rollup=rollup) for rule in rules]
 
 
 def storage(engine: Engine) -> list[tuple[str, int, int]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
+                # A partition counts under its partitioned table.
+                "SELECT COALESCE(pg_partition_root(c.oid), c.oid)::regclass::text AS name, "
+                "SUM(c.reltuples)::bigint, SUM(pg_total_relation_size(c.oid)) "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 3 DESC"
+                "WHERE n.nspname = 'public' AND c.relkind = 'r' GROUP BY 1 ORDER BY 3 DESC"
             )
         ).all()
     return [(str(name), int(n), int(size)) for name, n, size in rows]

@@ -29,8 +29,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
+from connectors.db import scan_rollup
 from connectors.db.sql_expressions import signed_sentiment
 
 DIRTY = "rollup_dirty_hours"
@@ -311,8 +312,9 @@ def _hours_param(dialect: str) -> str:
 
 
 def fold(engine: Engine, max_hours: int = 48) -> int:
-    """Recount up to `max_hours` dirty hours (oldest first) into the rollup tables, in one
-    transaction; returns how many hours it folded. Run it until it returns 0 to catch up."""
+    """Recount up to `max_hours` dirty hours (oldest first) into the rollup tables (the hourly
+    ones and the alert scan's minutes), in one transaction; returns how many hours it folded.
+    Run it until it returns 0 to catch up."""
     dialect = engine.dialect.name
     with engine.begin() as conn:
         wanted = [
@@ -348,7 +350,20 @@ def fold(engine: Engine, max_hours: int = 48) -> int:
                 ),
                 {"hours": hours},
             )
+        _recount_scan_minutes(conn, dialect, sorted(taken), hours)
     return len(taken)
+
+
+def _recount_scan_minutes(conn: Connection, dialect: str, taken: list[int], hours: str) -> None:
+    """The alert scan's minute rows of the taken hours, recounted under the same dirty marks
+    (connectors/db/scan_rollup.py)."""
+    conn.execute(text(scan_rollup.delete_hours_sql(_hours_param(dialect))), {"hours": hours})
+    ranges = json.dumps([[h * 3600, (h + 1) * 3600] for h in taken])
+    for dimension in (scan_rollup.TICKER, None):
+        conn.execute(
+            text(scan_rollup.recount_sql(dialect, dimension)),
+            {"ranges": ranges, "sentiment": scan_rollup.SENTIMENT, "negative": scan_rollup.NEGATIVE},
+        )
 
 
 def fold_all(engine: Engine, max_hours: int = 48) -> int:

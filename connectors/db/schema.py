@@ -248,6 +248,24 @@ class RollupTickerHourly(HourlyCounts, Base):
     ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 
+class RollupScanMinute(Base):
+    """Per UTC minute of publication, dimension (`ticker` or an instruction) and key, split by the
+    answering model versions: what the alert scan's series sum (connectors/db/scan_rollup.py).
+    Stale while the minute's hour is in `rollup_dirty_hours`."""
+
+    __tablename__ = "rollup_scan_minutes"
+
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    dimension: Mapped[str] = mapped_column(String(100), primary_key=True)
+    series_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sentiment_version: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when unrated
+    key_version: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" for tickers
+    items: Mapped[int] = mapped_column(BigInteger)
+    negative: Mapped[int] = mapped_column(BigInteger)
+    rated: Mapped[int] = mapped_column(BigInteger)
+    signed_sum: Mapped[float] = mapped_column(Float)
+
+
 class Label(Base):
     """A human label, with where it came from."""
 
