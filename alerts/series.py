@@ -198,10 +198,13 @@ def _read_rolled_up(
             {"first": first_hour, "last": last_hour},
         )
     }
-    ranges = [[h * 3600, (h + 1) * 3600] for h in sorted(dirty)]
-    ranges += [[m * 60, (m + 1) * 60] for m in sorted(edges) if m // 60 not in dirty]
-    live = series_sql(dialect, query, scan_rollup.articles_in_ranges(dialect, bounded=True))
-    rows = list(conn.execute(text(live).bindparams(*bounds), {**params, "ranges": json.dumps(ranges)}))
+    ranges = scan_rollup.Ranges.of(
+        [(h * 3600, (h + 1) * 3600) for h in dirty]
+        + [(m * 60, (m + 1) * 60) for m in edges if m // 60 not in dirty]
+    )
+    live = series_sql(dialect, query, scan_rollup.articles_in_ranges(ranges, bounded=True))
+    statement = text(live).bindparams(*bounds, *ranges.bindparams())
+    rows = list(conn.execute(statement, {**params, **ranges.params}))
     stored = {
         **params,
         "first_minute": math.floor(start_s / 60),

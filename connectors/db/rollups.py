@@ -358,11 +358,11 @@ def _recount_scan_minutes(conn: Connection, dialect: str, taken: list[int], hour
     """The alert scan's minute rows of the taken hours, recounted under the same dirty marks
     (connectors/db/scan_rollup.py)."""
     conn.execute(text(scan_rollup.delete_hours_sql(_hours_param(dialect))), {"hours": hours})
-    ranges = json.dumps([[h * 3600, (h + 1) * 3600] for h in taken])
+    ranges = scan_rollup.Ranges.of([(h * 3600, (h + 1) * 3600) for h in taken])
     for dimension in (scan_rollup.TICKER, None):
         conn.execute(
-            text(scan_rollup.recount_sql(dialect, dimension)),
-            {"ranges": ranges, "sentiment": scan_rollup.SENTIMENT, "negative": scan_rollup.NEGATIVE},
+            text(scan_rollup.recount_sql(dialect, dimension, ranges)).bindparams(*ranges.bindparams()),
+            {**ranges.params, "sentiment": scan_rollup.SENTIMENT, "negative": scan_rollup.NEGATIVE},
         )
 
 
