@@ -32,6 +32,7 @@ from sqlalchemy import BindParameter, Connection, DateTime, Engine, Row, bindpar
 
 from connectors.db import scan_rollup
 from connectors.db.rollups import DIRTY
+from connectors.db.sql_expressions import epoch_seconds, int_list_param
 
 TICKER = scan_rollup.TICKER
 
@@ -137,7 +138,7 @@ def series_sql(dialect: str, query: SeriesQuery, recent: str | None = None) -> s
     items = scan_rollup.answered_items_sql(
         dialect, recent, query.dimension, query.negative_label, query.positive_label
     )
-    age = f"(:end_epoch - {scan_rollup.epoch_of(dialect, 'i.published_at')}) / :bucket_s"
+    age = f"(:end_epoch - {epoch_seconds(dialect, 'i.published_at')}) / :bucket_s"
     other = _other("i.sentiment_version", "i.key_version", "NULL")
     return f"""
 SELECT i.series_key, {_floor_int(dialect, age)} AS idx,
@@ -161,8 +162,8 @@ SELECT r.series_key, {_floor_int(dialect, age)} AS idx,
        SUM(CASE WHEN {other} THEN r.items ELSE 0 END) AS other
 FROM {scan_rollup.TABLE} r
 WHERE r.dimension = :dimension AND r.minute > :first_minute AND r.minute < :last_minute
-  AND r.minute NOT IN ({scan_rollup.int_list_param(dialect, "edges")})
-  AND r.minute / 60 NOT IN ({scan_rollup.int_list_param(dialect, "dirty")})
+  AND r.minute NOT IN ({int_list_param(dialect, "edges")})
+  AND r.minute / 60 NOT IN ({int_list_param(dialect, "dirty")})
 GROUP BY r.series_key, {_floor_int(dialect, age)}"""
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from connectors.db import scan_rollup
-from connectors.db.sql_expressions import signed_sentiment
+from connectors.db.sql_expressions import epoch_slot, int_list_param, signed_sentiment
 
 DIRTY = "rollup_dirty_hours"
 
@@ -53,9 +53,7 @@ COUNTS = ("items", "negative", "neutral", "positive", "rated", "signed_sum")
 
 def hour_of(dialect: str, column: str) -> str:
     """The UTC hour a timestamp falls in, as an integer."""
-    if dialect == "postgresql":
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 3600) AS BIGINT)"
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 3600)"
+    return epoch_slot(dialect, column, 3600)
 
 
 def hour_start(dialect: str, hour: str) -> str:
@@ -306,9 +304,7 @@ def mark_all_sql(dialect: str) -> str:
 
 def _hours_param(dialect: str) -> str:
     """A SELECT of the hours passed as a JSON array in :hours."""
-    if dialect == "postgresql":
-        return "SELECT CAST(value AS BIGINT) AS hour FROM json_array_elements_text(CAST(:hours AS json))"
-    return "SELECT CAST(value AS INTEGER) AS hour FROM json_each(:hours)"
+    return int_list_param(dialect, "hours", "hour")
 
 
 def fold(engine: Engine, max_hours: int = 48) -> int:

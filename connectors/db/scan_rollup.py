@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import BindParameter, DateTime, bindparam
 
-from connectors.db.sql_expressions import signed_sentiment
+from connectors.db.sql_expressions import epoch_slot, signed_sentiment
 
 TABLE = "rollup_scan_minutes"
 TICKER = "ticker"
@@ -37,19 +37,6 @@ SENTIMENT = "sentiment"
 NEGATIVE = "negative"
 POSITIVE = "positive"
 COUNTS = ("items", "negative", "rated", "signed_sum")
-
-
-def epoch_of(dialect: str, column: str) -> str:
-    if dialect == "postgresql":
-        return f"EXTRACT(EPOCH FROM {column})"
-    return f"((julianday({column}) - 2440587.5) * 86400.0)"
-
-
-def minute_of(dialect: str, column: str) -> str:
-    """The UTC minute a timestamp falls in, as an integer (seconds since the epoch // 60)."""
-    if dialect == "postgresql":
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 60) AS BIGINT)"
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 60)"
 
 
 @dataclass(frozen=True)
@@ -90,13 +77,6 @@ def articles_in_ranges(ranges: Ranges, bounded: bool) -> str:
     """The articles published within `ranges`, and within (:start, :end] when `bounded`."""
     window = " AND a.published_at > :start AND a.published_at <= :end" if bounded else ""
     return f"SELECT a.id, a.published_at FROM articles a WHERE {ranges.condition}{window}"
-
-
-def int_list_param(dialect: str, name: str) -> str:
-    """A SELECT of the integers passed as a JSON array in :name (one column, `value`)."""
-    if dialect == "postgresql":
-        return f"SELECT CAST(value AS BIGINT) AS value FROM json_array_elements_text(CAST(:{name} AS json))"
-    return f"SELECT CAST(value AS INTEGER) AS value FROM json_each(:{name})"
 
 
 def answered_items_sql(
@@ -170,7 +150,7 @@ LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :
 def recount_sql(dialect: str, dimension: str | None, ranges: Ranges) -> str:
     """INSERT the minute rows of the articles in `ranges` (whole hours being folded)."""
     items = answered_items_sql(dialect, articles_in_ranges(ranges, bounded=False), dimension)
-    minute = minute_of(dialect, "i.published_at")
+    minute = epoch_slot(dialect, "i.published_at", 60)
     return f"""
 INSERT INTO {TABLE} (minute, dimension, series_key, sentiment_version, key_version, {", ".join(COUNTS)})
 SELECT {minute}, i.dimension, i.series_key, COALESCE(i.sentiment_version, ''),
