@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot bench-entities bench-store
+.PHONY: demo test venv lint services-up services-down bench bench-executor bench-alerts bench-scrape bench-fewshot bench-entities bench-store bench-recipes
 
 venv:
 	bash scripts/bootstrap.sh
@@ -33,6 +33,9 @@ bench-fewshot: venv
 
 bench-entities: venv
 	.venv/bin/python bench/entity_sentiment.py
+
+bench-recipes: venv
+	.venv/bin/python bench/recipe_eval.py $${MODELS:?set MODELS to registered model folders}
 
 bench-store: venv
 	.venv/bin/python -u bench/store.py --articles $${ARTICLES:-1000000} --days $${DAYS:-30}

@@ -53,6 +53,15 @@ BASELINE_SCHEMA = "bench_ranked"
 TOPICS = 20
 TICKERS = 500
 MODEL = "bench-v1"
+ENTITY_WEEK_PER_ITEM = """
+SELECT entity, kind, ticker, COUNT(*) AS mentions,
+       SUM(CASE WHEN sentiment = 'negative' THEN 1 ELSE 0 END) AS negative,
+       AVG(sentiment_signed) AS mean_sentiment
+FROM v_entity_sentiment
+WHERE published_at > (SELECT MAX(published_at) FROM articles) - INTERVAL '7 days'
+GROUP BY entity, kind, ticker
+ORDER BY mentions DESC
+LIMIT 50"""
 
 
 def analyst_queries() -> list[tuple[str, str]]:
@@ -211,6 +220,9 @@ def workloads(engine: Engine, settings: Settings, now: datetime) -> list[tuple[s
     items: list[tuple[str, Callable[[], object]]] = [
         (f"README: {title}", query(sql)) for title, sql in analyst_queries()
     ]
+    # The same question as the README's, as it read every entity answer of the week before the
+    # entity rollup (migration 0010): before and after in one run.
+    items.append(("entities of the last week, per-item view (before 0010)", query(ENTITY_WEEK_PER_ITEM)))
     items += [
         ("dashboard: topic keys, 7 days", lambda: dashboard.keys("topic", week)),
         ("dashboard: ticker keys, 7 days", lambda: dashboard.keys("ticker", week)),

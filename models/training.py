@@ -61,6 +61,9 @@ class TrainConfig:
     label_smoothing: float = 0.0  # share of each gold label's mass spread over the others
     freeze_embeddings: bool = True  # word embeddings barely move in fine-tuning and cost optimiser time
     freeze_layers: int = 0  # bottom encoder layers kept frozen in `full` mode (faster backward pass)
+    # Layer-wise learning-rate decay: the top layer trains at encoder_lr, each layer below at this
+    # factor of the one above, the embeddings below the bottom layer (1.0: one rate for all).
+    layer_lr_decay: float = 1.0
     time_budget_s: float | None = None  # `full` mode stops (and validates) when this is spent
     heads_epochs: int = 60  # passes over cached embeddings in `heads` mode
     distill_temperature: float = 2.0  # softens the teacher: its second choices teach too
@@ -460,12 +463,42 @@ class Trainer:
                     parameter.requires_grad_(False)
         return [p for p in encoder.parameters() if p.requires_grad]
 
+    def _encoder_param_groups(self) -> list[dict[str, Any]]:
+        """The trainable encoder parameters as optimiser groups: one group at encoder_lr, or, with
+        layer_lr_decay < 1, one per layer with the rate falling towards the input (the lower layers
+        hold general language the few epochs should disturb least). Groups are built in a fixed
+        order, so a checkpoint's optimiser state fits the resumed run's groups."""
+        trainable = self._freeze_for_full()
+        decay, lr = self.config.layer_lr_decay, self.config.encoder_lr
+        if decay == 1.0:
+            return [{"params": trainable, "lr": lr}]
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"layer_lr_decay {decay}: give a factor in (0, 1], 1 for no decay")
+        encoder = self.model.encoder
+        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+        if layers is None:
+            raise ValueError("layer_lr_decay needs a BERT-like encoder (encoder.encoder.layer)")
+        wanted = {id(p) for p in trainable}
+        placed: set[int] = set()
+
+        def group(module: nn.Module, rate: float) -> dict[str, Any]:
+            params = [p for p in module.parameters() if id(p) in wanted and id(p) not in placed]
+            placed.update(id(p) for p in params)
+            return {"params": params, "lr": rate}
+
+        depth = len(layers)
+        groups = [group(layer, lr * decay ** (depth - 1 - i)) for i, layer in enumerate(layers)]
+        groups.append(group(cast(nn.Module, encoder.embeddings), lr * decay**depth))
+        # What sits above the layers (a pooler, a final norm) trains at the top rate.
+        groups.append({"params": [p for p in trainable if id(p) not in placed], "lr": lr})
+        return [g for g in groups if g["params"]]
+
     def _fit_full(
         self, train: Sequence[Any], val: list[Example], batch_loss: BatchLoss, data_identity: str
     ) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
         optimiser = torch.optim.AdamW(
             [
-                {"params": self._freeze_for_full(), "lr": self.config.encoder_lr},
+                *self._encoder_param_groups(),
                 {"params": list(self.model.heads.parameters()), "lr": self.config.head_lr},
             ],
             weight_decay=self.config.weight_decay,

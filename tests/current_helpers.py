@@ -61,20 +61,21 @@ def assert_series_views_are_exact(engine: Engine) -> int:
     after folding, and the folded rollup tables equal a recount; returns the rows compared."""
     dialect = engine.dialect.name
     columns = "bucket, {key}, items, negative, neutral, positive, negative_share, mean_sentiment"
+    keys = {"topic": "topic", "ticker": "ticker", "entity": "entity, kind, ticker"}
     expected = {
         (grain, dimension): _series_rows(
             engine,
-            f"SELECT {columns.format(key=dimension)} "
+            f"SELECT {columns.format(key=keys[dimension])} "
             f"FROM ({aggregate_series_sql(dialect, grain, dimension, True)}) s",
         )
         for grain in ("hour", "day")
-        for dimension in ("topic", "ticker")
+        for dimension in ("topic", "ticker", "entity")
     }
 
     def check(when: str) -> None:
         for (grain, dimension), rows in expected.items():
             view = f"v_{dimension}_sentiment_{'hourly' if grain == 'hour' else 'daily'}"
-            got = _series_rows(engine, f"SELECT {columns.format(key=dimension)} FROM {view}")
+            got = _series_rows(engine, f"SELECT {columns.format(key=keys[dimension])} FROM {view}")
             assert got == rows, f"{view} {when}: {len(got - rows)} extra, {len(rows - got)} missing"
 
     check("before folding")
@@ -82,7 +83,7 @@ def assert_series_views_are_exact(engine: Engine) -> int:
     assert rollups.dirty_hours(engine) == 0
     for rollup in rollups.ROLLUPS:
         stored = _series_rows(
-            engine, f"SELECT hour, {rollup.dimension}, {', '.join(rollups.COUNTS)} FROM {rollup.table}"
+            engine, f"SELECT hour, {', '.join(rollup.keys)}, {', '.join(rollups.COUNTS)} FROM {rollup.table}"
         )
         recount = _series_rows(
             engine,

@@ -45,6 +45,16 @@ def _article(i: int, version: str, shift: int = 0) -> ArticleRow:
             ]
             if tickers
             else []
+        )
+        # An entity without a ticker: the entity rollup keys it with '' and its views show NULL.
+        + (
+            [
+                EntityPredictionRow(
+                    "Brent crude", "commodity", None, True, "sentiment", label, 0.6, {label: 0.6}, version
+                )
+            ]
+            if i % 4 == 0
+            else []
         ),
     )
 

@@ -74,6 +74,25 @@ def test_full_mode_multi_task_updates_the_encoder(data_dir: Path) -> None:
     assert result.history and result.history[0]["steps"] >= 1
 
 
+def test_layer_wise_decay_slows_the_lower_layers_and_misses_no_parameter() -> None:
+    tokenizer, encoder = load_encoder("minilm")
+    config = TrainConfig(mode="full", encoder_lr=1e-4, layer_lr_decay=0.5, freeze_layers=1, progress=False)
+    trainer = Trainer(encoder, tokenizer, builtin(), config)
+    groups = trainer._encoder_param_groups()
+    layers = encoder.encoder.layer
+    rate_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(rate_of)  # each parameter in one group
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    assert set(rate_of) == {id(p) for p in trainable}
+    first_trained = next(iter(layers[1].parameters()))
+    top = next(iter(layers[-1].parameters()))
+    assert rate_of[id(top)] == pytest.approx(1e-4)
+    assert rate_of[id(first_trained)] == pytest.approx(1e-4 * 0.5 ** (len(layers) - 2))
+    assert id(next(iter(layers[0].parameters()))) not in rate_of  # frozen stays out
+    with pytest.raises(ValueError, match="layer_lr_decay"):
+        Trainer(encoder, tokenizer, builtin(), replace(config, layer_lr_decay=1.5))._encoder_param_groups()
+
+
 def test_split_keeps_duplicates_on_one_side_and_stratifies() -> None:
     examples = [
         Example(f"text {i % 50}", "sentiment", ["negative", "neutral", "positive"][i % 3]) for i in range(300)

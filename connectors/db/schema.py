@@ -218,7 +218,7 @@ class RollupDirtyHour(Base):
 
 
 class HourlyCounts:
-    """The counts both hourly rollups keep per hour and key (connectors/db/rollups.py COUNTS)."""
+    """The counts the hourly rollups keep per hour and key (connectors/db/rollups.py COUNTS)."""
 
     # First in the primary key (a mixin's columns otherwise follow the table's own): charts read
     # a range of hours by it.
@@ -245,6 +245,17 @@ class RollupTickerHourly(HourlyCounts, Base):
 
     __tablename__ = "rollup_ticker_hourly"
 
+    ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class RollupEntityHourly(HourlyCounts, Base):
+    """Per UTC hour of publication and entity (name, kind, ticker; '' for none): what
+    v_entity_sentiment_hourly|daily sum, each entity's own sentiment."""
+
+    __tablename__ = "rollup_entity_hourly"
+
+    entity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 

@@ -15,13 +15,16 @@ triggers keep (connectors/db/current.py). Migrations 0001 and 0005 created views
 the raw tables instead (`current=False`), and 0001 before `entity_predictions` existed
 (`entities=False`); 0006 created series views that aggregated the current tables directly
 (`rollups=False`); each migration asks for the views of its own schema. The series views read
-hourly rollups (connectors/db/rollups.py).
+hourly rollups (connectors/db/rollups.py). The entity series views (`entity_series_views_sql`)
+came with migration 0010 and read only tables, so the earlier migrations that drop and recreate
+the other views never meet them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from connectors.db.rollups import ENTITY as ENTITY_ROLLUP
 from connectors.db.rollups import TICKER as TICKER_ROLLUP
 from connectors.db.rollups import TOPIC as TOPIC_ROLLUP
 from connectors.db.rollups import series_view_sql
@@ -117,9 +120,14 @@ LEFT JOIN (
 
 
 def aggregate_series_sql(dialect: str, grain: str, dimension: str, entities: bool) -> str:
+    """A series aggregated from the per-item views: what the series views were before the
+    rollups, and the recount the tests hold the rollup-backed views to."""
     bucket = _bucket(dialect, "c.published_at", grain)
+    extra = ""
     if dimension == "topic":
         source, key = "v_articles_classified c", "c.topic"
+    elif dimension == "entity":
+        source, key, extra = "v_entity_sentiment c", "c.entity", ", c.kind, c.ticker"
     elif entities:
         source, key = "v_ticker_sentiment_items c", "c.ticker"
     else:
@@ -128,7 +136,7 @@ def aggregate_series_sql(dialect: str, grain: str, dimension: str, entities: boo
             "k.ticker",
         )
     return f"""
-SELECT {bucket} AS bucket, {key} AS {dimension},
+SELECT {bucket} AS bucket, {key} AS {dimension}{extra},
        COUNT(*) AS items,
        SUM(CASE WHEN c.sentiment = 'negative' THEN 1 ELSE 0 END) AS negative,
        SUM(CASE WHEN c.sentiment = 'neutral' THEN 1 ELSE 0 END) AS neutral,
@@ -137,7 +145,7 @@ SELECT {bucket} AS bucket, {key} AS {dimension},
        CAST(AVG(c.sentiment_signed) AS FLOAT) AS mean_sentiment
 FROM {source}
 WHERE {key} IS NOT NULL
-GROUP BY {bucket}, {key}"""
+GROUP BY {bucket}, {key}{extra}"""
 
 
 def view_definitions(
@@ -174,3 +182,20 @@ def create_views_sql(
 def drop_views_sql(dialect: str, entities: bool = True) -> list[str]:
     names = [name for name, _ in view_definitions(dialect, entities)]
     return [f"DROP VIEW IF EXISTS {name}" for name in reversed(names)]
+
+
+ENTITY_SERIES_VIEWS = {"v_entity_sentiment_hourly": "hour", "v_entity_sentiment_daily": "day"}
+
+
+def entity_series_views_sql(dialect: str) -> list[str]:
+    """Per bucket and entity (name, kind, ticker): counts of each entity's own sentiment, summed
+    from `rollup_entity_hourly`: what "which entities had the worst week" reads, at the cost of
+    the buckets and entities in the window rather than of every article in it."""
+    return [
+        f"CREATE VIEW {name} AS {series_view_sql(dialect, ENTITY_ROLLUP, grain)}"
+        for name, grain in ENTITY_SERIES_VIEWS.items()
+    ]
+
+
+def drop_entity_series_views_sql() -> list[str]:
+    return [f"DROP VIEW IF EXISTS {name}" for name in ENTITY_SERIES_VIEWS]

@@ -166,6 +166,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             "batch_size": args.batch_size,
             "max_length": args.max_length,
             "seed": args.seed,
+            "freeze_layers": args.freeze_layers,
+            "layer_lr_decay": args.layer_lr_decay,
             "time_budget_s": args.time_budget_min * 60 if args.time_budget_min else None,
         }.items()
         if value is not None
@@ -614,6 +616,10 @@ def add_commands(sub: Any, run: Any) -> None:
     train.add_argument("--batch-size", type=int)
     train.add_argument("--max-length", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument("--freeze-layers", type=int, help="full mode: bottom encoder layers kept frozen")
+    train.add_argument(
+        "--layer-lr-decay", type=float, help="full mode: each layer's rate is this factor of the one above"
+    )
     train.add_argument("--time-budget-min", type=float, help="stop training after this many minutes")
     train.add_argument("--device", help="cpu, cuda (default: GPU when visible)")
     train.add_argument("--encoder", help="base encoder (default: FINSENT_ENCODER)")
