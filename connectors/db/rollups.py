@@ -95,12 +95,16 @@ def _counted_rows(dialect: str, rollup: Rollup, hours: str, bulk: bool = False) 
             rollup, "v_entity_sentiment"
         )
         extra = "".join(f", COALESCE(c.{k}, '') AS {k}" for k in rollup.extra_keys)
+        # The hours' overall span bounds the articles by the published_at index, and each
+        # article's own hour is matched by equality (a hashed semi-join). Joined on each hour's
+        # range instead, PostgreSQL classified every article of the table and tested it against
+        # every hour: 100 s per 48 hours at 10 M articles.
         return f"""
 SELECT c.published_at, c.{rollup.dimension} AS key{extra}, c.sentiment, c.sentiment_signed
-FROM ({hours}) d
-JOIN {source} c
-  ON c.published_at >= {hour_start(dialect, "d.hour")}
- AND c.published_at < {hour_start(dialect, "d.hour + 1")}"""
+FROM {source} c
+WHERE c.published_at >= (SELECT {hour_start(dialect, "MIN(s.hour)")} FROM ({hours}) s)
+  AND c.published_at < (SELECT {hour_start(dialect, "MAX(s.hour) + 1")} FROM ({hours}) s)
+  AND {hour_of(dialect, "c.published_at")} IN (SELECT s.hour FROM ({hours}) s)"""
     if dialect == "postgresql":
         # LATERAL: a correlated lookup PostgreSQL cannot turn into a hash join over the whole
         # table, which its estimate of an hour's articles (a ninth of the table) made it choose.
