@@ -108,17 +108,24 @@ WHERE c.published_at >= (SELECT {hour_start(dialect, "MIN(s.hour)")} FROM ({hour
     if dialect == "postgresql":
         # LATERAL: a correlated lookup PostgreSQL cannot turn into a hash join over the whole
         # table, which its estimate of an hour's articles (a ninth of the table) made it choose.
+        # OFFSET 0 keeps each LATERAL a subquery: flattened into the outer join, a view's filter
+        # (the entity view's `bucket > ...`) was pushed onto every article and the entity answers
+        # hashed whole: 9.6 s to count 2 live hours of 10 M articles.
         articles = f"""
 FROM ({hours}) d
 CROSS JOIN LATERAL (
     SELECT a.id, a.published_at FROM articles a
     WHERE a.published_at >= {hour_start(dialect, "d.hour")}
       AND a.published_at < {hour_start(dialect, "d.hour + 1")}
+    OFFSET 0
 ) a"""
-        tickers = "CROSS JOIN LATERAL (SELECT k.ticker FROM article_tickers k WHERE k.article_id = a.id) k"
+        tickers = (
+            "CROSS JOIN LATERAL (SELECT k.ticker FROM article_tickers k WHERE k.article_id = a.id OFFSET 0) k"
+        )
         entities = (
             "CROSS JOIN LATERAL (SELECT e.entity, e.kind, e.ticker, e.label, e.distribution "
-            "FROM current_entity_predictions e WHERE e.article_id = a.id AND e.instruction = 'sentiment') e"
+            "FROM current_entity_predictions e WHERE e.article_id = a.id AND e.instruction = 'sentiment' "
+            "OFFSET 0) e"
         )
     else:
         articles = f"""
