@@ -117,3 +117,21 @@ def test_stats_report_sizes_on_postgresql(pg_engine: Engine, pg_url: str) -> Non
     relations = analyst_relations(pg_engine)
     assert "predictions" in relations and not any(is_partition(name) for name in relations)
     assert (database_bytes(pg_engine) or 0) > sum(s.bytes or 0 for s in stats.values()) / 2
+
+
+@pytest.mark.postgres
+def test_status_counts_exactly_until_the_estimate_is_large(pg_engine: Engine, sqlite_url: str) -> None:
+    from connectors.db.admin import row_count
+    from connectors.db.engine import make_engine
+
+    _fill(pg_engine)
+    with pg_engine.connect() as conn:
+        assert row_count(conn, "articles", exact_up_to=2) == (4, False)  # never analysed: counted
+        conn.execute(text("ANALYZE articles, predictions"))
+        assert row_count(conn, "articles", exact_up_to=2) == (4, True)  # the planner's estimate
+        assert row_count(conn, "articles", exact_up_to=4) == (4, False)
+        assert row_count(conn, "predictions", exact_up_to=2) == (8, True)  # summed over partitions
+    sqlite = make_engine(sqlite_url)
+    _fill(sqlite)
+    with sqlite.connect() as conn:
+        assert row_count(conn, "articles", exact_up_to=0) == (4, False)  # SQLite: always exact

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from connectors.db.partitions import is_partition
 from connectors.db.schema import Base
@@ -36,6 +36,30 @@ class TableStats:
     name: str
     rows: int
     bytes: int | None  # table, indexes and TOAST; None where the database cannot say (SQLite)
+
+
+# Above this many rows (by the planner's estimate) a status screen shows the estimate: an exact
+# COUNT(*) of 10 M articles took about a second of the 1.3 s `finsent status` spent.
+EXACT_COUNT_UP_TO = 1_000_000
+
+
+def row_count(conn: Connection, table: str, exact_up_to: int = EXACT_COUNT_UP_TO) -> tuple[int, bool]:
+    """(rows, estimated): the exact count, or on PostgreSQL the planner's estimate (kept by
+    ANALYZE and autovacuum) once that is above `exact_up_to`. A table never analysed (estimate
+    -1 or 0) is counted exactly."""
+    if conn.dialect.name == "postgresql":
+        estimate = conn.execute(
+            # A partitioned table's rows are its leaves'; a plain table has no partition tree.
+            text(
+                "SELECT COALESCE((SELECT SUM(GREATEST(c.reltuples, 0)) FROM pg_partition_tree(:t) p "
+                "JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf), "
+                "(SELECT GREATEST(c.reltuples, 0) FROM pg_class c WHERE c.oid = CAST(:t AS regclass)))"
+            ),
+            {"t": table},
+        ).scalar_one()
+        if estimate is not None and int(estimate) > exact_up_to:
+            return int(estimate), True
+    return int(conn.execute(text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()), False
 
 
 def table_stats(engine: Engine) -> list[TableStats]:

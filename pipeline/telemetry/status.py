@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from connectors.db.admin import row_count
 from connectors.db.schema import Alert, AlertNotification, Article, DeadLetter, JobLock, ModelVersion, utcnow
 from connectors.kafka_io import LagProbe
 from pipeline.settings import Settings
@@ -36,7 +37,10 @@ def collect(settings: Settings, engine: Engine) -> dict[str, Any]:
             )
             for minutes in WINDOWS_MIN
         }
-        status["articles_total"] = session.scalar(select(func.count()).select_from(Article)) or 0
+        total, estimated = row_count(session.connection(), "articles")
+        status["articles_total"] = total
+        if estimated:
+            status["articles_total_estimated"] = True
         status["dlq_unresolved"] = {
             str(code): int(n)
             for code, n in session.execute(
@@ -132,7 +136,8 @@ def _iso(value: Any) -> str | None:
 def render(status: dict[str, Any]) -> str:
     lines = [f"finsent status at {status['at']}"]
     rates = ", ".join(f"{k} {v}/min" for k, v in status["throughput_per_min"].items())
-    lines.append(f"throughput: {rates} ({status['articles_total']} articles stored)")
+    about = "about " if status.get("articles_total_estimated") else ""
+    lines.append(f"throughput: {rates} ({about}{status['articles_total']} articles stored)")
     lag = status["lag"]
     lines.append(
         f"lag: unavailable ({lag['error']})"
