@@ -23,6 +23,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from connectors.entities import COMPANY, EntityRecogniser, fold, load_directory
 from models.datasets import Example
@@ -54,16 +55,34 @@ def train(data_dir: Path, epochs: int) -> InstructionExecutor:
     return InstructionExecutor(result.model, tokenizer, "bench-heads")
 
 
+def figures(truth: list[str], predicted: list[str], labels: list[str] = LABELS) -> dict[str, Any]:
+    """Accuracy, macro-F1, n, and recall per sentiment class where the labels are sentiment's."""
+    report = classification_report(truth, predicted, labels)
+    out: dict[str, Any] = {
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro_f1"], 4),
+        "n": len(truth),
+    }
+    recall = {label: round(report["per_class"][label]["recall"], 3) for label in labels if label in LABELS}
+    return {**out, "recall": recall} if recall else out
+
+
 def entity_figures(executor: InstructionExecutor, data_dir: Path) -> dict[str, object]:
+    """On the held-out headlines: entity sentiment (all, and where the entities disagree), the
+    baseline of copying the article's label, and the article label on single-entity headlines."""
     headlines = sentfin_headlines(data_dir, validation=True)
     sentiment = InstructionSet.of([builtin().get("sentiment")])
     answers = executor.classify_items(
         [h.title for h in headlines], sentiment, [[name for name, _ in h.entities] for h in headlines]
     )
     truth, predicted, copied, truth_d, predicted_d, copied_d = [], [], [], [], [], []
+    single_t, single_p = [], []
     conflicting = 0
     for headline, answer in zip(headlines, answers, strict=True):
         article = answer.article["sentiment"].label
+        if len(headline.entities) == 1:
+            single_t.append(headline.entities[0][1])
+            single_p.append(article)
         labels = []
         for name, label in headline.entities:
             guess = answer.entities[name].outputs["sentiment"].label
@@ -77,16 +96,12 @@ def entity_figures(executor: InstructionExecutor, data_dir: Path) -> dict[str, o
                 copied_d.append(article)
         conflicting += headline.disagree and len(set(labels)) > 1
 
-    def figures(t: list[str], p: list[str]) -> dict[str, float]:
-        report = classification_report(t, p, LABELS)
-        accuracy, macro_f1 = round(report["accuracy"], 4), round(report["macro_f1"], 4)
-        return {"accuracy": accuracy, "macro_f1": macro_f1, "n": len(t)}
-
     return {
         "entity": figures(truth, predicted),
         "entity_copy_article": figures(truth, copied),
         "disagreeing": figures(truth_d, predicted_d),
         "disagreeing_copy_article": figures(truth_d, copied_d),
+        "article_single_entity": figures(single_t, single_p),
         "disagreeing_headlines": sum(h.disagree for h in headlines),
         "disagreeing_headlines_with_conflicting_predictions": conflicting,
     }

@@ -30,26 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 from models.datasets import Example  # noqa: E402
 from models.encoder import configure_cpu_threads  # noqa: E402
-from models.evaluation import classification_report  # noqa: E402
 from models.executor import ExecutorOptions, InstructionExecutor  # noqa: E402
 from models.instructions import InstructionSet, builtin  # noqa: E402
-from models.recipes import get_recipe, sentfin_headlines, tfns_sentiment  # noqa: E402
+from models.recipes import get_recipe, tfns_sentiment  # noqa: E402
 from models.registry import load_folder  # noqa: E402
 from models.training import split  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from entity_sentiment import entity_figures, figures  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
-SENTIMENT = ["negative", "neutral", "positive"]
-
-
-def figures(truth: list[str], predicted: list[str], labels: list[str]) -> dict[str, Any]:
-    report = classification_report(truth, predicted, labels)
-    recall = {label: round(report["per_class"][label]["recall"], 3) for label in labels if label in SENTIMENT}
-    out = {
-        "accuracy": round(report["accuracy"], 4),
-        "macro_f1": round(report["macro_f1"], 4),
-        "n": len(truth),
-    }
-    return {**out, "recall": recall} if recall else out
 
 
 def validation_rows(data_dir: Path, instructions: InstructionSet) -> dict[str, list[Example]]:
@@ -68,34 +58,19 @@ def validation_rows(data_dir: Path, instructions: InstructionSet) -> dict[str, l
 def measure(executor: InstructionExecutor, data_dir: Path) -> dict[str, Any]:
     instructions = InstructionSet.of([builtin().get("sentiment"), builtin().get("topic")])
     result: dict[str, Any] = {}
-    for name, rows in validation_rows(data_dir, instructions).items():
+    rows_by_source = validation_rows(data_dir, instructions)
+    for name, rows in rows_by_source.items():
         instruction = "topic" if name == "topic" else "sentiment"
         answers = executor.classify([e.text for e in rows], instructions)
         labels = instructions.get(instruction).label_names
         result[name] = figures([e.label for e in rows], [a[instruction].label for a in answers], labels)
 
-    headlines = sentfin_headlines(data_dir, validation=True)
-    sentiment = InstructionSet.of([builtin().get("sentiment")])
-    answers = executor.classify_items(
-        [h.title for h in headlines], sentiment, [[name for name, _ in h.entities] for h in headlines]
-    )
-    single_t, single_p, entity_t, entity_p, mixed_t, mixed_p = [], [], [], [], [], []
-    for headline, answer in zip(headlines, answers, strict=True):
-        if len(headline.entities) == 1:
-            single_t.append(headline.entities[0][1])
-            single_p.append(answer.article["sentiment"].label)
-        for name, label in headline.entities:
-            guess = answer.entities[name].outputs["sentiment"].label
-            entity_t.append(label)
-            entity_p.append(guess)
-            if headline.disagree:
-                mixed_t.append(label)
-                mixed_p.append(guess)
-    result["heldout_article"] = figures(single_t, single_p, SENTIMENT)
-    result["heldout_entity"] = figures(entity_t, entity_p, SENTIMENT)
-    result["heldout_entity_disagreeing"] = figures(mixed_t, mixed_p, SENTIMENT)
+    held_out = entity_figures(executor, data_dir)
+    result["heldout_article"] = held_out["article_single_entity"]
+    result["heldout_entity"] = held_out["entity"]
+    result["heldout_entity_disagreeing"] = held_out["disagreeing"]
 
-    texts = [e.text for e in validation_rows(data_dir, instructions)["sentiment_posts"]]
+    texts = [e.text for e in rows_by_source["sentiment_posts"]]
     executor.classify(texts[:64], instructions)  # warm-up
     began = time.perf_counter()
     executor.classify(texts, instructions)

@@ -307,12 +307,13 @@ def main() -> int:
     with engine.connect() as conn:
         stored = int(conn.execute(text("SELECT COUNT(*) FROM articles")).scalar_one())
         latest = conn.execute(text("SELECT MAX(published_at) FROM articles")).scalar_one()
-    if args.reuse and latest is not None:
+    reusing = args.reuse and latest is not None
+    if reusing:
         args.articles = stored
         now = latest.replace(microsecond=0)  # the windows end where the filled history ends
 
     print(f"# store bench: {args.articles:,} articles over {args.days} days, PostgreSQL")
-    steps = fold(engine) if args.reuse and stored else fill(engine, args.articles, args.days, now)
+    steps = fold(engine) if reusing else fill(engine, args.articles, args.days, now)
     for step, seconds in steps.items():
         print(f"fill: {step}: {seconds:.1f} s")
     total = 0
