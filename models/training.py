@@ -455,13 +455,17 @@ class Trainer:
             embeddings = cast(nn.Module, encoder.embeddings)
             for parameter in embeddings.parameters():
                 parameter.requires_grad_(False)
-            layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-            if layers is None:
-                raise ValueError("freeze_layers needs a BERT-like encoder (encoder.encoder.layer)")
-            for layer in layers[: self.config.freeze_layers]:
+            for layer in self._encoder_layers("freeze_layers")[: self.config.freeze_layers]:
                 for parameter in layer.parameters():
                     parameter.requires_grad_(False)
         return [p for p in encoder.parameters() if p.requires_grad]
+
+    def _encoder_layers(self, setting: str) -> nn.ModuleList:
+        """The encoder's transformer layers, bottom first; `setting` names what needs them."""
+        layers = getattr(getattr(self.model.encoder, "encoder", None), "layer", None)
+        if layers is None:
+            raise ValueError(f"{setting} needs a BERT-like encoder (encoder.encoder.layer)")
+        return cast(nn.ModuleList, layers)
 
     def _encoder_param_groups(self) -> list[dict[str, Any]]:
         """The trainable encoder parameters as optimiser groups: one group at encoder_lr, or, with
@@ -475,9 +479,7 @@ class Trainer:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"layer_lr_decay {decay}: give a factor in (0, 1], 1 for no decay")
         encoder = self.model.encoder
-        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-        if layers is None:
-            raise ValueError("layer_lr_decay needs a BERT-like encoder (encoder.encoder.layer)")
+        layers = self._encoder_layers("layer_lr_decay")
         wanted = {id(p) for p in trainable}
         placed: set[int] = set()
 

@@ -61,7 +61,7 @@ def assert_series_views_are_exact(engine: Engine) -> int:
     after folding, and the folded rollup tables equal a recount; returns the rows compared."""
     dialect = engine.dialect.name
     columns = "bucket, {key}, items, negative, neutral, positive, negative_share, mean_sentiment"
-    keys = {"topic": "topic", "ticker": "ticker", "entity": "entity, kind, ticker"}
+    keys = {rollup.dimension: ", ".join(rollup.keys) for rollup in rollups.ROLLUPS}
     expected = {
         (grain, dimension): _series_rows(
             engine,
@@ -69,7 +69,7 @@ def assert_series_views_are_exact(engine: Engine) -> int:
             f"FROM ({aggregate_series_sql(dialect, grain, dimension, True)}) s",
         )
         for grain in ("hour", "day")
-        for dimension in ("topic", "ticker", "entity")
+        for dimension in keys
     }
 
     def check(when: str) -> None:
