@@ -184,9 +184,16 @@ def _analyst_queries() -> list[str]:
 @pytest.mark.postgres
 def test_every_analyst_sql_example_runs_on_postgres(pg_engine: Engine) -> None:
     _fill(pg_engine)
+    agreed = _article(5, "positive", "Earnings", ["TSLA", "F"])  # good for both: not mixed
+    agreed.entity_predictions = [_entity("Tesla", "TSLA", "positive"), _entity("Ford", "F", "positive")]
+    write_batch(pg_engine, [agreed], [])
     queries = _analyst_queries()
     assert len(queries) >= 4
     with pg_engine.connect() as conn:
         for query in queries:
             rows = conn.execute(text(query)).all()
             assert rows, f"analyst SQL example returned nothing on test data:\n{query}"
+            if "least <> most" in query:
+                # Only the article with good news for one entity and bad for another, all of
+                # its entities (the neutral one too), none of the single-sentiment articles.
+                assert sorted(r.entity for r in rows) == ["Apple", "Microsoft", "Nasdaq"]
