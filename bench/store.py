@@ -66,9 +66,11 @@ LIMIT 50"""
 
 def analyst_queries() -> list[tuple[str, str]]:
     """(first line of the text before it, SQL) for each example of docs/analyst-sql.md."""
-    block = ANALYST_SQL.read_text().split("<!-- analyst-sql -->")[1]
-    found = re.findall(r"\n([^\n`][^\n]*)\n+```sql\n(.*?)```", block, re.DOTALL)
-    return [(title.strip().rstrip(":,")[:48], sql.strip()) for title, sql in found]
+    block = "\n" + ANALYST_SQL.read_text().split("<!-- analyst-sql -->")[1]
+    # The paragraph before each block names it; its first line, not its last (a two-line
+    # paragraph was shown by its tail, "of data, most mentioned first").
+    found = re.findall(r"\n\n((?:[^\n`][^\n]*\n)+)\n*```sql\n(.*?)```", block, re.DOTALL)
+    return [(title.split("\n")[0].strip().rstrip(":,")[:48], sql.strip()) for title, sql in found]
 
 
 def fill(engine: Engine, articles: int, days: int, end: datetime) -> dict[str, float]:
