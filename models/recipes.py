@@ -17,7 +17,7 @@ from pathlib import Path
 from models.datasets import DataError, Example, load_examples, read_records
 from models.instructions import InstructionSet
 from models.labels import is_holdout, text_hash
-from models.training import TrainConfig
+from models.train_config import TrainConfig
 
 TFNS_LABELS = {"0": "negative", "1": "positive", "2": "neutral"}
 TFN_TOPICS = [

@@ -15,22 +15,25 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from safetensors.torch import load_file, save_file
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from connectors.db.schema import ModelVersion
 from connectors.errors import UserInputError
 from connectors.processes import pid_alive
-from models.encoder import load_encoder
-from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import InstructionSet
-from models.network import InstructionModel
-from models.training import TrainResult
+
+if TYPE_CHECKING:
+    # torch and transformers take seconds to import: `models list`, `models compare`, `status`
+    # and the scheduler's bookkeeping read the registry without ever loading weights, so the
+    # modules that touch tensors are imported where weights are written or read.
+    from transformers import PreTrainedTokenizerBase
+
+    from models.executor import ExecutorOptions, InstructionExecutor
+    from models.training import TrainResult
 
 
 class RegistryError(UserInputError, RuntimeError):
@@ -58,6 +61,10 @@ def base_version(encoder: str) -> str:
 def base_executor(
     encoder: str, options: ExecutorOptions | None = None, cache_dir: Path | None = None
 ) -> InstructionExecutor:
+    from models.encoder import load_encoder
+    from models.executor import InstructionExecutor
+    from models.network import InstructionModel
+
     tokenizer, model = load_encoder(encoder, cache_dir)
     return InstructionExecutor(InstructionModel(model, {}), tokenizer, base_version(encoder), options)
 
@@ -94,6 +101,8 @@ class ModelRegistry:
         reason: str = "",
     ) -> str:
         """Save a trained model as a new `candidate` version and return its version string."""
+        from safetensors.torch import save_file
+
         now = datetime.now(UTC)
         version = self._new_version(f"{now:%Y%m%d-%H%M%S}-{result.data_fingerprint[:8]}")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -276,6 +285,12 @@ class ModelRegistry:
 
 
 def load_folder(folder: Path, version: str, options: ExecutorOptions | None = None) -> InstructionExecutor:
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from models.executor import InstructionExecutor
+    from models.network import InstructionModel
+
     tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
     encoder = AutoModel.from_pretrained(folder / "encoder")
     head_labels = json.loads((folder / "heads.json").read_text())

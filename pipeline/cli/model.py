@@ -118,7 +118,7 @@ def _training_examples(
 ) -> tuple[list[Any], Any, str | None]:
     from models.datasets import DataError, load_examples, parse_label_map
     from models.recipes import get_recipe
-    from models.training import TrainConfig
+    from models.train_config import TrainConfig
 
     if args.recipe:
         recipe = get_recipe(args.recipe)
@@ -143,11 +143,8 @@ def _training_examples(
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models import instruction_store
-    from models.checkpoints import CheckpointStore
-    from models.encoder import configure_cpu_threads, load_encoder
     from models.instructions import InstructionSet
     from models.registry import ModelRegistry
-    from models.training import Trainer
 
     engine = open_engine(settings)
     registry = ModelRegistry(settings.models_dir, engine)
@@ -158,6 +155,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         # snapshot, not whatever the instructions table says today.
         instructions = teacher[1]
     examples, config, recipe_encoder = _training_examples(args, settings, instructions)
+    # Imported once the arguments and the data have been checked: torch takes seconds to import,
+    # and a mistyped recipe or an unmapped label should be answered at once.
+    from models.checkpoints import CheckpointStore
+    from models.encoder import configure_cpu_threads, load_encoder
+    from models.training import Trainer
+
     overrides = {
         key: value
         for key, value in {

@@ -7,7 +7,7 @@ from dataclasses import replace
 from sqlalchemy import Engine
 
 from models.retrain import RetrainConfig, RetrainOutcome, retrain
-from models.training import TrainConfig
+from models.train_config import TrainConfig
 from pipeline.service.runtime import executor_options
 from pipeline.settings import Settings
 
