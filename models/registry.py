@@ -27,9 +27,9 @@ from connectors.processes import pid_alive
 from models.instructions import InstructionSet
 
 if TYPE_CHECKING:
-    # torch and transformers take seconds to import: `models list`, `models compare`, `status`
-    # and the scheduler's bookkeeping read the registry without ever loading weights, so the
-    # modules that touch tensors are imported where weights are written or read.
+    # torch and transformers take seconds to import: `models list`, `compare`, `activate` and
+    # `rollback` read the registry without ever loading weights, so the modules that touch
+    # tensors are imported where weights are written or read.
     from transformers import PreTrainedTokenizerBase
 
     from models.executor import ExecutorOptions, InstructionExecutor

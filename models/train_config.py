@@ -1,6 +1,6 @@
 """What a training run optimises and how it reports: kept apart from the trainer so that the
-command line, the recipes and the scheduler can read and check a configuration without importing
-torch (seconds on this CPU: an operator's typo in a recipe name was answered after ten)."""
+command line and the recipes can read and check a configuration without importing torch (seconds
+on this CPU: an operator's typo in a recipe name was answered after ten)."""
 
 from __future__ import annotations
 
