@@ -143,6 +143,8 @@ JOIN articles a
             f"e.label AS sentiment, {signed_sentiment(dialect, 'e.distribution')} AS sentiment_signed"
             f"{articles}\n{entities}"
         )
+    if dialect == "postgresql":
+        return _counted_rows_postgresql(rollup, articles, tickers)
 
     def answer(column: str, instruction: str) -> str:
         return (
@@ -169,6 +171,39 @@ JOIN articles a
         f"COALESCE({toward('e.label')}, {sentiment}) AS sentiment, "
         f"COALESCE({toward(signed_sentiment(dialect, 'e.distribution'))}, {signed}) AS sentiment_signed"
         f"{articles}\n{tickers}"
+    )
+
+
+def _counted_rows_postgresql(rollup: Rollup, articles: str, tickers: str) -> str:
+    """The topic and ticker rows of _counted_rows on PostgreSQL: each article's answers read by
+    one probe of current_predictions' key. As scalar subqueries in the select list, PostgreSQL
+    planned each *reference* as its own subplan (the sentiment five times: three CASEs, a COUNT,
+    a SUM), 7 index probes per article: 1.0 s to count 2 live hours of 21,000 articles, where
+    one probe each takes 0.45 s."""
+    signed = signed_sentiment("postgresql", "p.distribution")
+    # One row per article even without answers (an aggregate without GROUP BY): an article not
+    # classified yet counts under no topic, and under its tickers unrated, as the views show it.
+    answers = f"""
+CROSS JOIN LATERAL (
+    SELECT MAX(p.label) FILTER (WHERE p.instruction = 'topic') AS topic,
+           MAX(p.label) FILTER (WHERE p.instruction = 'sentiment') AS sentiment,
+           MAX({signed}) FILTER (WHERE p.instruction = 'sentiment') AS sentiment_signed
+    FROM current_predictions p WHERE p.article_id = a.id AND p.instruction IN ('topic', 'sentiment')
+    OFFSET 0
+) p"""
+    if rollup is TOPIC:
+        return f"SELECT a.published_at, p.topic AS key, p.sentiment, p.sentiment_signed{articles}{answers}"
+    # The first entity by name answers for a ticker several entities share.
+    toward = f"""
+LEFT JOIN LATERAL (
+    SELECT e.label, {signed_sentiment("postgresql", "e.distribution")} AS signed
+    FROM current_entity_predictions e
+    WHERE e.article_id = a.id AND e.ticker = k.ticker AND e.instruction = 'sentiment'
+    ORDER BY e.entity LIMIT 1
+) e ON TRUE"""
+    return (
+        "SELECT a.published_at, k.ticker AS key, COALESCE(e.label, p.sentiment) AS sentiment, "
+        f"COALESCE(e.signed, p.sentiment_signed) AS sentiment_signed{articles}\n{tickers}{answers}{toward}"
     )
 
 
