@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from connectors.db import rollups
+from connectors.db import rollup_items, rollups
 from connectors.db.current import TABLES, CurrentTable, ranked_latest_sql
 from connectors.db.views import aggregate_series_sql
 
@@ -78,6 +78,11 @@ def assert_series_views_are_exact(engine: Engine) -> int:
             got = _series_rows(engine, f"SELECT {columns.format(key=keys[dimension])} FROM {view}")
             assert got == rows, f"{view} {when}: {len(got - rows)} extra, {len(rows - got)} missing"
 
+    items = _series_rows(engine, f"SELECT {', '.join(rollup_items.COLUMNS)} FROM {rollups.ITEMS}")
+    items_recount = _series_rows(engine, rollup_items.recount_sql(dialect))
+    assert items == items_recount, (
+        f"{rollups.ITEMS}: {len(items - items_recount)} extra, {len(items_recount - items)} missing"
+    )
     check("before folding")
     rollups.fold_all(engine)
     assert rollups.dirty_hours(engine) == 0

@@ -9,8 +9,10 @@ rated, signed-sentiment sum; an entity's key is its name, kind and ticker).
 Exactness without delta arithmetic: triggers on everything a series reads (the current answers,
 the article-ticker links, an article's deletion or new publication time) put the touched hours
 into `rollup_dirty_hours`, in the writer's own transaction. A dirty hour's rollup rows are never
-read: the views take stored rows for clean hours and count dirty hours live from the current
-tables, so a view is exact the moment the writer commits, whether or not a fold has run.
+read: the views take stored rows for clean hours and count dirty hours live, summing each
+article's counted rows that `rollup_items` holds (kept equal to the current answers by triggers
+in the same transaction, connectors/db/rollup_items.py: one index range scan per hour), so a view
+is exact the moment the writer commits, whether or not a fold has run.
 `fold` then recounts dirty hours into the rollup tables. Redelivery writes nothing (no trigger
 fires); a model swap or a backfill changes current answers, which marks their hours; a fold
 killed half-way rolls back with its transaction and leaves the hours dirty.
@@ -27,50 +29,26 @@ rows, serve both dialects; the views turn them back into the buckets they always
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from connectors.db import scan_rollup
-from connectors.db.sql_expressions import epoch_slot, int_list_param, signed_sentiment
+from connectors.db import rollup_items, scan_rollup, triggers
+from connectors.db.rollup_keys import COUNTS as COUNTS
+from connectors.db.rollup_keys import DIRTY as DIRTY
+from connectors.db.rollup_keys import ENTITY as ENTITY
+from connectors.db.rollup_keys import ITEMS as ITEMS
+from connectors.db.rollup_keys import ROLLUPS as ROLLUPS
+from connectors.db.rollup_keys import TICKER as TICKER
+from connectors.db.rollup_keys import TOPIC as TOPIC
+from connectors.db.rollup_keys import Rollup as Rollup
+from connectors.db.rollup_keys import hour_of as hour_of
+from connectors.db.rollup_keys import hour_start
+from connectors.db.sql_expressions import int_list_param
+from connectors.db.triggers import statement_trigger_sql
 
-DIRTY = "rollup_dirty_hours"
-
-
-@dataclass(frozen=True)
-class Rollup:
-    table: str
-    dimension: str  # the key column, as the views name it
-    # Further key columns after the dimension. Stored NOT NULL, with '' for a missing value: a
-    # NULL in a primary key is refused by PostgreSQL, and two NULLs never compare equal when a
-    # recount is matched against stored rows. The views show '' as NULL again.
-    extra_keys: tuple[str, ...] = ()
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.dimension, *self.extra_keys)
-
-
-TOPIC = Rollup("rollup_topic_hourly", "topic")
-TICKER = Rollup("rollup_ticker_hourly", "ticker")
-ENTITY = Rollup("rollup_entity_hourly", "entity", ("kind", "ticker"))
-ROLLUPS = (TOPIC, TICKER, ENTITY)
-# Above this many hours in one fold, recount by joining (see _counted_rows).
+# Above this many hours in one fold, sum the items by one scan (see live_counts_sql).
 BULK_HOURS = 24
-COUNTS = ("items", "negative", "neutral", "positive", "rated", "signed_sum")
-
-
-def hour_of(dialect: str, column: str) -> str:
-    """The UTC hour a timestamp falls in, as an integer."""
-    return epoch_slot(dialect, column, 3600)
-
-
-def hour_start(dialect: str, hour: str) -> str:
-    """An hour's first instant, comparable with stored timestamps (index range scans)."""
-    if dialect == "postgresql":
-        return f"to_timestamp(({hour}) * 3600)"
-    return f"strftime('%Y-%m-%d %H:%M:%S', ({hour}) * 3600, 'unixepoch')"
 
 
 def bucket_of_hour(dialect: str, hour: str, grain: str) -> str:
@@ -82,152 +60,65 @@ def bucket_of_hour(dialect: str, hour: str, grain: str) -> str:
     return f"strftime('{fmt}', ({hour}) * 3600, 'unixepoch')"
 
 
-def _counted_rows(dialect: str, rollup: Rollup, hours: str, bulk: bool = False) -> str:
-    """One row per counted item of the given hours: (published_at, key, sentiment, signed), the
-    meaning of v_articles_classified / v_ticker_sentiment_items. Answers are looked up per article
-    by correlated subqueries on the current tables' keys: joined instead, PostgreSQL misjudged an
-    hour's articles at a ninth of the table and hashed every current answer (0.6 s for 2 hours
-    of 1 M articles). For many hours at once (`bulk`: a fold catching up after the migration or a
-    backfill) that hash join is the cheaper plan: 19 s instead of 150 s to fold 721 hours of 1 M
-    articles."""
-    if bulk:
-        source = {TOPIC: "v_articles_classified", TICKER: "v_ticker_sentiment_items"}.get(
-            rollup, "v_entity_sentiment"
-        )
-        extra = "".join(f", COALESCE(c.{k}, '') AS {k}" for k in rollup.extra_keys)
-        # The hours' overall span bounds the articles by the published_at index, and each
-        # article's own hour is matched by equality (a hashed semi-join). Joined on each hour's
-        # range instead, PostgreSQL classified every article of the table and tested it against
-        # every hour: 100 s per 48 hours at 10 M articles.
-        return f"""
-SELECT c.published_at, c.{rollup.dimension} AS key{extra}, c.sentiment, c.sentiment_signed
-FROM {source} c
-WHERE c.published_at >= (SELECT {hour_start(dialect, "MIN(s.hour)")} FROM ({hours}) s)
-  AND c.published_at < (SELECT {hour_start(dialect, "MAX(s.hour) + 1")} FROM ({hours}) s)
-  AND {hour_of(dialect, "c.published_at")} IN (SELECT s.hour FROM ({hours}) s)"""
+def live_counts_sql(dialect: str, rollup: Rollup, hours: str, bulk: bool = False, items: bool = True) -> str:
+    """Counts per (hour, key) of the hours that `hours` (a SELECT of distinct `hour` values)
+    yields, summed from the articles' rows in `rollup_items` (connectors/db/rollup_items.py),
+    which the database keeps equal to the current answers. Columns: hour, key, the extra keys,
+    COUNTS. `bulk` (many hours: a fold catching up): one scan joined to the hours instead of an
+    index range scan per hour. `items=False`: the same rows looked up from the current tables
+    per article, as the views of migrations 0007-0010 did before `rollup_items` existed."""
+    extra = "".join(f", i.{k}" for k in rollup.extra_keys)
+    if not items:
+        counted = rollup_items.counted_rows_sql(dialect, rollup, _articles_of_hours(dialect, hours))
+        extra_c = "".join(f", c.{k}" for k in rollup.extra_keys)
+        items_from = f"""(
+    SELECT {hour_of(dialect, "c.published_at")} AS hour, c.key AS series_key{extra_c},
+           c.sentiment, c.sentiment_signed
+    FROM ({counted}) c WHERE c.key IS NOT NULL
+) i"""
+    elif dialect == "postgresql" and not bulk:
+        # LATERAL + OFFSET 0: an index range scan per hour. Joined, PostgreSQL may estimate the
+        # hours' rows at a fraction of the table and scan all of it.
+        items_from = f"""({hours}) d
+CROSS JOIN LATERAL (
+    SELECT i.* FROM {ITEMS} i WHERE i.dimension = '{rollup.dimension}' AND i.hour = d.hour OFFSET 0
+) i"""
+    else:
+        items_from = f"{ITEMS} i WHERE i.dimension = '{rollup.dimension}' AND i.hour IN ({hours})"
+    # signed_sum CAST: on SQLite a sum of answers without a positive or negative probability is
+    # the integer 0, which a recount compared with the stored 0.0 called a difference.
+    return f"""
+SELECT i.hour, i.series_key AS key{extra},
+       COUNT(*) AS items,
+       SUM(CASE WHEN i.sentiment = 'negative' THEN 1 ELSE 0 END) AS negative,
+       SUM(CASE WHEN i.sentiment = 'neutral' THEN 1 ELSE 0 END) AS neutral,
+       SUM(CASE WHEN i.sentiment = 'positive' THEN 1 ELSE 0 END) AS positive,
+       COUNT(i.sentiment) AS rated,
+       CAST(COALESCE(SUM(i.sentiment_signed), 0.0) AS FLOAT) AS signed_sum
+FROM {items_from}
+GROUP BY i.hour, i.series_key{extra}"""
+
+
+def _articles_of_hours(dialect: str, hours: str) -> str:
+    """A FROM clause binding `a` (id, published_at) to the articles published in `hours`, by
+    range scans of the published_at index."""
     if dialect == "postgresql":
-        # LATERAL: a correlated lookup PostgreSQL cannot turn into a hash join over the whole
-        # table, which its estimate of an hour's articles (a ninth of the table) made it choose.
-        # OFFSET 0 keeps each LATERAL a subquery: flattened into the outer join, a view's filter
-        # (the entity view's `bucket > ...`) was pushed onto every article and the entity answers
-        # hashed whole: 9.6 s to count 2 live hours of 10 M articles.
-        articles = f"""
-FROM ({hours}) d
+        # LATERAL + OFFSET 0: PostgreSQL misjudged an hour's articles at a ninth of the table and
+        # hashed every current answer when the range was joined.
+        return f"""FROM ({hours}) d
 CROSS JOIN LATERAL (
     SELECT a.id, a.published_at FROM articles a
     WHERE a.published_at >= {hour_start(dialect, "d.hour")}
       AND a.published_at < {hour_start(dialect, "d.hour + 1")}
     OFFSET 0
 ) a"""
-        tickers = (
-            "CROSS JOIN LATERAL (SELECT k.ticker FROM article_tickers k WHERE k.article_id = a.id OFFSET 0) k"
-        )
-        entities = (
-            "CROSS JOIN LATERAL (SELECT e.entity, e.kind, e.ticker, e.label, e.distribution "
-            "FROM current_entity_predictions e WHERE e.article_id = a.id AND e.instruction = 'sentiment' "
-            "OFFSET 0) e"
-        )
-    else:
-        articles = f"""
-FROM ({hours}) d
+    return f"""FROM ({hours}) d
 JOIN articles a
   ON a.published_at >= {hour_start(dialect, "d.hour")}
  AND a.published_at < {hour_start(dialect, "d.hour + 1")}"""
-        tickers = "JOIN article_tickers k ON k.article_id = a.id"
-        entities = "JOIN current_entity_predictions e ON e.article_id = a.id AND e.instruction = 'sentiment'"
-
-    if rollup is ENTITY:
-        # What v_entity_sentiment shows: each entity's own answer, never the article's.
-        return (
-            f"SELECT a.published_at, e.entity AS key, e.kind, COALESCE(e.ticker, '') AS ticker, "
-            f"e.label AS sentiment, {signed_sentiment(dialect, 'e.distribution')} AS sentiment_signed"
-            f"{articles}\n{entities}"
-        )
-    if dialect == "postgresql":
-        return _counted_rows_postgresql(rollup, articles, tickers)
-
-    def answer(column: str, instruction: str) -> str:
-        return (
-            f"(SELECT {column} FROM current_predictions p "
-            f"WHERE p.article_id = a.id AND p.instruction = '{instruction}')"
-        )
-
-    sentiment = answer("p.label", "sentiment")
-    signed = answer(signed_sentiment(dialect, "p.distribution"), "sentiment")
-    if rollup is TOPIC:
-        topic = answer("p.label", "topic")
-        answers = f"{topic} AS key, {sentiment} AS sentiment, {signed} AS sentiment_signed"
-        return f"SELECT a.published_at, {answers}{articles}"
-
-    def toward(column: str) -> str:
-        # The first entity by name answers for a ticker several entities share.
-        return (
-            f"(SELECT {column} FROM current_entity_predictions e WHERE e.article_id = a.id "
-            "AND e.ticker = k.ticker AND e.instruction = 'sentiment' ORDER BY e.entity LIMIT 1)"
-        )
-
-    return (
-        f"SELECT a.published_at, k.ticker AS key, "
-        f"COALESCE({toward('e.label')}, {sentiment}) AS sentiment, "
-        f"COALESCE({toward(signed_sentiment(dialect, 'e.distribution'))}, {signed}) AS sentiment_signed"
-        f"{articles}\n{tickers}"
-    )
 
 
-def _counted_rows_postgresql(rollup: Rollup, articles: str, tickers: str) -> str:
-    """The topic and ticker rows of _counted_rows on PostgreSQL: each article's answers read by
-    one probe of current_predictions' key. As scalar subqueries in the select list, PostgreSQL
-    planned each *reference* as its own subplan (the sentiment five times: three CASEs, a COUNT,
-    a SUM), 7 index probes per article: 1.0 s to count 2 live hours of 21,000 articles, where
-    one probe each takes 0.45 s."""
-    signed = signed_sentiment("postgresql", "p.distribution")
-    # One row per article even without answers (an aggregate without GROUP BY): an article not
-    # classified yet counts under no topic, and under its tickers unrated, as the views show it.
-    answers = f"""
-CROSS JOIN LATERAL (
-    SELECT MAX(p.label) FILTER (WHERE p.instruction = 'topic') AS topic,
-           MAX(p.label) FILTER (WHERE p.instruction = 'sentiment') AS sentiment,
-           MAX({signed}) FILTER (WHERE p.instruction = 'sentiment') AS sentiment_signed
-    FROM current_predictions p WHERE p.article_id = a.id AND p.instruction IN ('topic', 'sentiment')
-    OFFSET 0
-) p"""
-    if rollup is TOPIC:
-        return f"SELECT a.published_at, p.topic AS key, p.sentiment, p.sentiment_signed{articles}{answers}"
-    # The first entity by name answers for a ticker several entities share.
-    toward = f"""
-LEFT JOIN LATERAL (
-    SELECT e.label, {signed_sentiment("postgresql", "e.distribution")} AS signed
-    FROM current_entity_predictions e
-    WHERE e.article_id = a.id AND e.ticker = k.ticker AND e.instruction = 'sentiment'
-    ORDER BY e.entity LIMIT 1
-) e ON TRUE"""
-    return (
-        "SELECT a.published_at, k.ticker AS key, COALESCE(e.label, p.sentiment) AS sentiment, "
-        f"COALESCE(e.signed, p.sentiment_signed) AS sentiment_signed{articles}\n{tickers}{answers}{toward}"
-    )
-
-
-def live_counts_sql(dialect: str, rollup: Rollup, hours: str, bulk: bool = False) -> str:
-    """Counts per (hour, key) recounted from the current answers for the hours that `hours` (a
-    SELECT of one `hour` column) yields; the range join on publication time reads only those
-    hours' articles through the published_at index. Columns: hour, key, the extra keys, COUNTS."""
-    extra = "".join(f", c.{k}" for k in rollup.extra_keys)
-    # signed_sum CAST: on SQLite a sum of answers without a positive or negative probability is
-    # the integer 0, which a recount compared with the stored 0.0 called a difference.
-    return f"""
-SELECT {hour_of(dialect, "c.published_at")} AS hour, c.key{extra},
-       COUNT(*) AS items,
-       SUM(CASE WHEN c.sentiment = 'negative' THEN 1 ELSE 0 END) AS negative,
-       SUM(CASE WHEN c.sentiment = 'neutral' THEN 1 ELSE 0 END) AS neutral,
-       SUM(CASE WHEN c.sentiment = 'positive' THEN 1 ELSE 0 END) AS positive,
-       COUNT(c.sentiment) AS rated,
-       CAST(COALESCE(SUM(c.sentiment_signed), 0.0) AS FLOAT) AS signed_sum
-FROM ({_counted_rows(dialect, rollup, hours, bulk)}) c
-WHERE c.key IS NOT NULL
-GROUP BY {hour_of(dialect, "c.published_at")}, c.key{extra}"""
-
-
-def series_view_sql(dialect: str, rollup: Rollup, grain: str) -> str:
+def series_view_sql(dialect: str, rollup: Rollup, grain: str, items: bool = True) -> str:
     """A `v_<dimension>_sentiment_<grain>` view: stored rows of clean hours plus dirty hours
     counted live, with the columns and meaning the ranked views had (negative_share over all
     items, mean_sentiment over the rated ones). An hour's rows are already one per key (stored
@@ -238,7 +129,7 @@ def series_view_sql(dialect: str, rollup: Rollup, grain: str) -> str:
 SELECT r.hour, r.{rollup.dimension} AS key{extra}, {", ".join(f"r.{c}" for c in COUNTS)}
 FROM {rollup.table} r
 WHERE NOT EXISTS (SELECT 1 FROM {DIRTY} d WHERE d.hour = r.hour)"""
-    live = live_counts_sql(dialect, rollup, f"SELECT hour FROM {DIRTY}")
+    live = live_counts_sql(dialect, rollup, f"SELECT hour FROM {DIRTY}", items=items)
     bucket = bucket_of_hour(dialect, "u.hour", grain)
     extra_keys = "".join(f", u.{k}" for k in rollup.extra_keys)
     shown_keys = "".join(f", NULLIF(u.{k}, '') AS {k}" for k in rollup.extra_keys)
@@ -276,15 +167,7 @@ def _postgresql_triggers(dialect: str) -> list[str]:
     statements: list[str] = []
 
     def add(table: str, event: str, body: str, transitions: str) -> None:
-        name = _trigger_name(table, event)
-        statements.append(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n    {body}\n    RETURN NULL;\nEND $$"
-        )
-        statements.append(
-            f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {transitions} "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
-        )
+        statements.extend(statement_trigger_sql(_trigger_name(table, event), table, event, body, transitions))
 
     def mark_articles(rows: str) -> str:
         return (
@@ -364,11 +247,7 @@ def _trigger_names() -> list[tuple[str, str]]:
 
 
 def drop_triggers_sql(dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        return [f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, name in _trigger_names()] + [
-            f"DROP FUNCTION IF EXISTS {name}()" for _, name in _trigger_names()
-        ]
-    return [f"DROP TRIGGER IF EXISTS {name}" for _, name in _trigger_names()]
+    return triggers.drop_triggers_sql(dialect, _trigger_names())
 
 
 def mark_all_sql(dialect: str) -> str:

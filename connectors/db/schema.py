@@ -217,6 +217,25 @@ class RollupDirtyHour(Base):
     hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+class RollupItem(Base):
+    """Each article's rows as the series count them (its topic; each ticker with the sentiment
+    toward it; each entity with its own sentiment) and its hour: recomputed by triggers whenever
+    the current answers change (connectors/db/rollup_items.py), so that an hour not folded yet is
+    summed by one index range scan instead of per-article lookups."""
+
+    __tablename__ = "rollup_items"
+    __table_args__ = (Index(None, "dimension", "hour"),)
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(8), primary_key=True)  # topic, ticker, entity
+    series_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # an entity's; '' for topics and tickers
+    ticker: Mapped[str] = mapped_column(String(16))  # an entity's; '' for topics and tickers
+    hour: Mapped[int] = mapped_column(BigInteger)
+    sentiment: Mapped[str | None] = mapped_column(String(100))
+    sentiment_signed: Mapped[float | None] = mapped_column(Float)
+
+
 class HourlyCounts:
     """The counts the hourly rollups keep per hour and key (connectors/db/rollups.py COUNTS)."""
 

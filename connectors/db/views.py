@@ -17,7 +17,8 @@ the raw tables instead (`current=False`), and 0001 before `entity_predictions` e
 (`rollups=False`); each migration asks for the views of its own schema. The series views read
 hourly rollups (connectors/db/rollups.py). The entity series views (`entity_series_views_sql`)
 came with migration 0010 and read only tables, so the earlier migrations that drop and recreate
-the other views never meet them.
+the other views never meet them. Migration 0011 made the series views count their live hours
+from `rollup_items` (`items=True`); the migrations before it ask for `items=False`.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ GROUP BY {bucket}, {key}{extra}"""
 
 
 def view_definitions(
-    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True
+    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True, items: bool = True
 ) -> Iterator[tuple[str, str]]:
     """(name, SELECT) pairs in dependency order, for one dialect ('postgresql' or 'sqlite')."""
     yield "v_latest_predictions", _latest_predictions(current)
@@ -162,7 +163,7 @@ def view_definitions(
         for dimension in ("topic", "ticker"):
             if rollups and entities and current:
                 rollup = TOPIC_ROLLUP if dimension == "topic" else TICKER_ROLLUP
-                yield f"v_{dimension}_sentiment_{suffix}", series_view_sql(dialect, rollup, grain)
+                yield f"v_{dimension}_sentiment_{suffix}", series_view_sql(dialect, rollup, grain, items)
             else:
                 yield (
                     f"v_{dimension}_sentiment_{suffix}",
@@ -171,11 +172,11 @@ def view_definitions(
 
 
 def create_views_sql(
-    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True
+    dialect: str, entities: bool = True, current: bool = True, rollups: bool = True, items: bool = True
 ) -> list[str]:
     return [
         f"CREATE VIEW {name} AS {select}"
-        for name, select in view_definitions(dialect, entities, current, rollups)
+        for name, select in view_definitions(dialect, entities, current, rollups, items)
     ]
 
 
@@ -187,15 +188,32 @@ def drop_views_sql(dialect: str, entities: bool = True) -> list[str]:
 ENTITY_SERIES_VIEWS = {"v_entity_sentiment_hourly": "hour", "v_entity_sentiment_daily": "day"}
 
 
-def entity_series_views_sql(dialect: str) -> list[str]:
+def entity_series_views_sql(dialect: str, items: bool = True) -> list[str]:
     """Per bucket and entity (name, kind, ticker): counts of each entity's own sentiment, summed
     from `rollup_entity_hourly`: what "which entities had the worst week" reads, at the cost of
     the buckets and entities in the window rather than of every article in it."""
     return [
-        f"CREATE VIEW {name} AS {series_view_sql(dialect, ENTITY_ROLLUP, grain)}"
+        f"CREATE VIEW {name} AS {series_view_sql(dialect, ENTITY_ROLLUP, grain, items)}"
         for name, grain in ENTITY_SERIES_VIEWS.items()
     ]
 
 
 def drop_entity_series_views_sql() -> list[str]:
     return [f"DROP VIEW IF EXISTS {name}" for name in ENTITY_SERIES_VIEWS]
+
+
+SERIES_VIEWS = {
+    f"v_{dimension}_sentiment_{suffix}": (dimension, grain)
+    for suffix, grain in _GRAINS.items()
+    for dimension in ("topic", "ticker", "entity")
+}
+
+
+def series_views_sql(dialect: str, items: bool = True) -> list[str]:
+    """The six rollup-backed series views, dropped and created again: how migration 0011 points
+    their live hours at `rollup_items` (nothing depends on them, so no other view is touched)."""
+    rollup = {"topic": TOPIC_ROLLUP, "ticker": TICKER_ROLLUP, "entity": ENTITY_ROLLUP}
+    return [f"DROP VIEW IF EXISTS {name}" for name in SERIES_VIEWS] + [
+        f"CREATE VIEW {name} AS {series_view_sql(dialect, rollup[dimension], grain, items)}"
+        for name, (dimension, grain) in SERIES_VIEWS.items()
+    ]

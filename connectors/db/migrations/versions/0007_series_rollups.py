@@ -51,7 +51,7 @@ def upgrade() -> None:
     for statement in rollups.create_triggers_sql(dialect):
         op.execute(statement)
     op.execute(rollups.mark_all_sql(dialect))
-    for statement in create_views_sql(dialect, entities=True, current=True, rollups=True):
+    for statement in create_views_sql(dialect, entities=True, current=True, rollups=True, items=False):
         op.execute(statement)
     if dialect == "postgresql":
         # JIT compiles a query whose *estimated* cost is high; the views' hour lookups are

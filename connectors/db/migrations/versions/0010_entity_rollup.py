@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("ticker", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("hour", "entity", "kind", "ticker", name=op.f("pk_rollup_entity_hourly")),
     )
-    for statement in entity_series_views_sql(dialect):
+    for statement in entity_series_views_sql(dialect, items=False):
         op.execute(statement)
     op.execute(rollups.mark_all_sql(dialect))
 
