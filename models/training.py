@@ -36,6 +36,7 @@ from models.evaluation import classification_report
 from models.instructions import InstructionSet
 from models.network import ENTITY_HEAD, InstructionModel, entity_head, is_entity_head
 from models.rows import Row, row_features, tokenise_rows
+from models.schedule import MEASURE_STEPS, LinearSchedule, affordable_total
 from models.text import prepare_text
 from models.train_config import RUN_ONLY_SETTINGS, TrainConfig
 
@@ -132,6 +133,7 @@ class Trainer:
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.on_epoch = on_epoch
+        self.clock: Callable[[], float] = time.monotonic  # the time budget's clock (tests step it)
 
     # --- shared pieces -------------------------------------------------------------------------
 
@@ -466,13 +468,12 @@ class Trainer:
         steps_per_epoch = -(-len(train) // self.config.batch_size)
         total_steps = max(1, round(steps_per_epoch * self.config.epochs))
         warmup = max(1, int(total_steps * self.config.warmup_fraction))
+        progress = _Progress(schedule=LinearSchedule(warmup, total_steps))
+        # Reads `progress` when called: a resumed run's progress (and its fitted schedule)
+        # replaces the fresh one below, before the first step.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimiser,
-            lambda step: min(
-                (step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-            ),
+            optimiser, lambda step: progress.plan().multiplier(step)
         )
-        progress = _Progress()
         store = CheckpointStore(Path(self.config.checkpoint_dir)) if self.config.checkpoint_dir else None
         identity = run_identity(
             data_identity,
@@ -490,6 +491,8 @@ class Trainer:
                 scheduler.load_state_dict(saved["scheduler"])
                 torch.set_rng_state(saved["torch_rng"])
                 progress = saved["progress"]
+                if progress.schedule is None:  # saved before schedules were fitted: as planned
+                    progress.schedule = LinearSchedule(warmup, total_steps)
                 resumed_from = progress.done_steps
                 log.info(
                     "training resumed from a checkpoint",
@@ -497,15 +500,50 @@ class Trainer:
                 )
         # The budget counts training already done before a kill: a resumed run stops where an
         # uninterrupted one would have, not a whole budget later.
-        clock_start = time.monotonic() - progress.elapsed_s
+        clock_start = self.clock() - progress.elapsed_s
         deadline = clock_start + self.config.time_budget_s if self.config.time_budget_s is not None else None
-        last_save = time.monotonic()
+        last_save = self.clock()
+        # This session's own speed (a resumed run may run on another machine): training steps
+        # and the seconds spent in them, and the last validation's duration.
+        session_steps, session_s, validation_s = 0, 0.0, None
+        fitted_in_session = False
+
+        def fit_schedule() -> None:
+            """Aim the decay at the step the remaining budget reaches (models/schedule.py)."""
+            if deadline is None or session_steps < MEASURE_STEPS:
+                return
+            schedule = progress.plan()
+            rate = session_s / session_steps
+            # Before the first validation: a forward pass over the validation rows, about half
+            # a training step per batch (no backward pass, no optimiser).
+            val_batches = -(-len(val) // self.config.batch_size)
+            val_s = validation_s if validation_s is not None else 0.5 * rate * val_batches
+            fitted = affordable_total(
+                done=progress.done_steps,
+                total=schedule.total,
+                steps_per_epoch=steps_per_epoch,
+                seconds_per_step=rate,
+                validation_s=val_s if val else 0.0,
+                seconds_left=deadline - self.clock(),
+            )
+            before = schedule.total
+            if schedule.refit(progress.done_steps, fitted):
+                log.info(
+                    "learning-rate schedule fitted to the time budget",
+                    extra={
+                        "event": "train_schedule_fitted",
+                        "step": progress.done_steps,
+                        "planned_steps": before,
+                        "fitted_steps": schedule.total,
+                        "seconds_per_step": round(rate, 3),
+                    },
+                )
 
         def save() -> None:
             nonlocal last_save
             if store is None:
                 return
-            progress.elapsed_s = time.monotonic() - clock_start
+            progress.elapsed_s = self.clock() - clock_start
             store.save(
                 identity,
                 {
@@ -516,9 +554,9 @@ class Trainer:
                     "progress": progress,
                 },
             )
-            last_save = time.monotonic()
+            last_save = self.clock()
 
-        while progress.done_steps < total_steps or progress.step_in_epoch:
+        while progress.done_steps < progress.plan().total or progress.step_in_epoch:
             if progress.step_in_epoch == 0:
                 # A new epoch: remember the shuffler's state before it deals this epoch's batches,
                 # so that a resume in the middle of the epoch deals the very same ones.
@@ -529,7 +567,7 @@ class Trainer:
                 rng.setstate(progress.epoch_rng)
             self.model.train()
             at_epoch_start = progress.done_steps - progress.step_in_epoch
-            batches = self._length_batches(train, rng)[: total_steps - at_epoch_start]
+            batches = self._length_batches(train, rng)[: progress.plan().total - at_epoch_start]
             bar = tqdm(
                 batches,
                 desc=f"epoch {progress.epoch}/{self.config.epochs:g}",
@@ -538,6 +576,7 @@ class Trainer:
             )
             out_of_time = False
             for batch in batches[progress.step_in_epoch :]:
+                step_started = self.clock()
                 inputs = self._tokenise(batch)
                 features = self.model.features(
                     inputs["input_ids"], inputs["attention_mask"], inputs["entity_mask"]
@@ -554,20 +593,29 @@ class Trainer:
                 bar.update(1)
                 if progress.step_in_epoch % 20 == 0:
                     bar.set_postfix(loss=f"{progress.running / progress.step_in_epoch:.4f}")
-                if deadline is not None and time.monotonic() > deadline:
+                session_steps += 1
+                session_s += self.clock() - step_started
+                if not fitted_in_session and session_steps >= MEASURE_STEPS and progress.done_steps >= warmup:
+                    fit_schedule()
+                    fitted_in_session = True
+                if deadline is not None and self.clock() > deadline:
                     out_of_time = True
                     break
                 every = self.config.checkpoint_every_steps
                 if (every and progress.done_steps % every == 0) or (
-                    time.monotonic() - last_save > self.config.checkpoint_every_s
+                    self.clock() - last_save > self.config.checkpoint_every_s
                 ):
                     save()
+                if progress.done_steps >= progress.plan().total:
+                    break  # a fitted schedule ends before the batches dealt for this epoch
             bar.close()
             steps_this_epoch = max(1, progress.step_in_epoch)
             progress.step_in_epoch = 0
             stop = out_of_time
             if val:
+                validation_started = self.clock()
                 reports = self._evaluate(val)
+                validation_s = self.clock() - validation_started
                 score = self._score(reports)
                 entry: dict[str, Any] = {
                     "epoch": progress.epoch,
@@ -591,6 +639,7 @@ class Trainer:
                 log.warning("training time budget spent", extra={"event": "train_time_budget"})
             if stop:
                 break
+            fit_schedule()  # again with the validation's measured duration
             save()  # an epoch's validation (minutes on a CPU) is not redone after a kill
         if progress.best is not None:
             self.model.load_state_dict(progress.best[1])
@@ -611,6 +660,12 @@ class _Progress:
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
+    # None in checkpoints written before schedules were fitted (read as the class default).
+    schedule: LinearSchedule | None = None
+
+    def plan(self) -> LinearSchedule:
+        assert self.schedule is not None, "the trainer sets a schedule before the first step"
+        return self.schedule
 
 
 def reports_from_logits(

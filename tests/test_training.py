@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from models.evaluation import classification_report
 from models.executor import ExecutorOptions, InstructionExecutor
 from models.instructions import InstructionSet, builtin
 from models.registry import base_executor
+from models.schedule import LinearSchedule, affordable_total
 from models.training import TrainConfig, Trainer, TrainResult, split
 from tests.model_helpers import sentiment_slice
 
@@ -130,3 +133,61 @@ def test_adding_a_data_set_leaves_the_other_validation_rows_unchanged() -> None:
     _, together = split(posts + entities + topics, 0.1, 13)
     assert [e for e in together if e.entity is None] == alone
     assert len([e for e in together if e.entity is not None]) == 10
+
+
+def test_the_decay_refitted_to_an_earlier_end_continues_from_the_rate_reached() -> None:
+    planned = LinearSchedule(warmup=10, total=100)
+    fitted = LinearSchedule(warmup=10, total=100)
+    assert [fitted.multiplier(s) for s in range(60)] == [planned.multiplier(s) for s in range(60)]
+    assert fitted.refit(60, 80)
+    assert fitted.multiplier(60) == pytest.approx(planned.multiplier(60))  # no jump
+    assert fitted.multiplier(70) == pytest.approx(planned.multiplier(60) / 2)
+    assert fitted.multiplier(80) == 0.0 and planned.multiplier(80) > 0.2
+    assert not fitted.refit(70, 90)  # never later than planned or fitted
+    assert fitted.planned_total == 100 and fitted.total == 80
+
+
+def test_the_affordable_total_leaves_room_for_the_validations_it_crosses() -> None:
+    common = {"done": 100, "total": 300, "steps_per_epoch": 100, "seconds_per_step": 1.0}
+    assert affordable_total(**common, validation_s=10.0, seconds_left=1000.0) == 300
+    # 150 s * 0.95 = 142.5 s: to step 232 are 132 steps and the validations at 200 and 232 (142 s).
+    assert affordable_total(**common, validation_s=5.0, seconds_left=150.0) == 232
+    assert affordable_total(**common, validation_s=5.0, seconds_left=3.0) == 100  # stop now
+
+
+def test_a_time_budget_shortens_the_schedule_instead_of_cutting_it(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every batch takes one second of the trainer's clock: the run measures that, ends its decay
+    where the 40 s budget reaches, and finishes there, not by the budget's cut."""
+    train, _ = sentiment_slice(data_dir, train_n=160, test_n=0)
+    tokenizer, encoder = load_encoder("minilm")
+    config = TrainConfig(
+        mode="full",
+        epochs=3,
+        batch_size=8,
+        max_length=32,
+        freeze_layers=5,
+        val_fraction=0.15,
+        patience=5,
+        progress=False,
+        time_budget_s=40.0,
+    )
+    trainer = Trainer(encoder, tokenizer, InstructionSet.of([builtin().get("sentiment")]), config)
+    now = [0.0]
+    trainer.clock = lambda: now[0]
+    tokenise = trainer._tokenise
+
+    def one_second(rows: Any) -> dict[str, torch.Tensor]:
+        now[0] += 1.0
+        return tokenise(rows)
+
+    trainer._tokenise = one_second  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="models.training"):
+        result = trainer.fit(train)
+    fitted = [r for r in caplog.records if getattr(r, "event", None) == "train_schedule_fitted"]
+    assert fitted, "the schedule was never fitted"
+    assert fitted[-1].fitted_steps < fitted[0].planned_steps  # type: ignore[attr-defined]
+    assert result.history[-1]["steps"] == fitted[-1].fitted_steps  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "train_time_budget"]
+    assert now[0] <= 40.0
