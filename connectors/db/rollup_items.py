@@ -26,7 +26,7 @@ conflict rather than failing the writer's batch, should two writers ever interle
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from connectors.db import triggers
 from connectors.db.rollup_keys import ENTITY, ITEMS, ROLLUPS, TICKER, TOPIC, Rollup, hour_of
@@ -159,8 +159,16 @@ def _kind_and_ticker(rollup: Rollup) -> tuple[str, str]:
     return kind, ticker
 
 
-def _insert_sql(dialect: str, rollup: Rollup, rows: str) -> str:
-    kind, ticker = _kind_and_ticker(rollup)
+def _insert_sql(dialect: str, parts: Sequence[tuple[Rollup, str]]) -> str:
+    """One INSERT of the counted rows of each (rollup, rows SELECT) part."""
+    selects = []
+    for rollup, rows in parts:
+        kind, ticker = _kind_and_ticker(rollup)
+        selects.append(
+            f"SELECT c.article_id, '{rollup.dimension}', c.key, {kind}, {ticker}, "
+            f"{hour_of(dialect, 'c.published_at')}, c.sentiment, c.sentiment_signed "
+            f"FROM ({rows}) c WHERE c.key IS NOT NULL"
+        )
     # Replace on conflict (PostgreSQL): see the module's note on concurrency. SQLite has one
     # writer, and its row triggers delete before they insert.
     conflict = (
@@ -170,19 +178,14 @@ def _insert_sql(dialect: str, rollup: Rollup, rows: str) -> str:
         if dialect == "postgresql"
         else ""
     )
-    return (
-        f"INSERT INTO {ITEMS} ({', '.join(COLUMNS)}) "
-        f"SELECT c.article_id, '{rollup.dimension}', c.key, {kind}, {ticker}, "
-        f"{hour_of(dialect, 'c.published_at')}, c.sentiment, c.sentiment_signed "
-        f"FROM ({rows}) c WHERE c.key IS NOT NULL{conflict}"
-    )
+    return f"INSERT INTO {ITEMS} ({', '.join(COLUMNS)}) {' UNION ALL '.join(selects)}{conflict}"
 
 
 def fill_sql(dialect: str) -> list[str]:
     """Every article's rows, from the views in one pass per dimension: how the migration fills the
     table for the history stored before it (and the bench for its synthetic one)."""
     return [f"DELETE FROM {ITEMS}"] + [
-        _insert_sql(dialect, rollup, bulk_counted_rows_sql(rollup)) for rollup in ROLLUPS
+        _insert_sql(dialect, [(rollup, bulk_counted_rows_sql(rollup))]) for rollup in ROLLUPS
     ]
 
 
@@ -202,17 +205,19 @@ def recount_sql(dialect: str) -> str:
 
 def _refresh_postgresql(rollups_: Iterable[Rollup], ids: str) -> str:
     """Delete and recompute the rows of `rollups_` for the articles `ids` (a SELECT of
-    article_id) yields."""
+    article_id) yields: one DELETE and one INSERT whatever the dimensions, and nothing at all for
+    a statement without rows (an upsert fires its UPDATE trigger with empty transition tables)."""
+    rollups_ = tuple(rollups_)
     articles = f"""FROM (SELECT DISTINCT article_id FROM ({ids}) i) d
 CROSS JOIN LATERAL (SELECT a.id, a.published_at FROM articles a WHERE a.id = d.article_id OFFSET 0) a"""
-    statements = []
-    for rollup in rollups_:
-        statements.append(
-            f"DELETE FROM {ITEMS} WHERE dimension = '{rollup.dimension}' AND article_id IN ({ids});"
-        )
-        rows = counted_rows_sql("postgresql", rollup, articles)
-        statements.append(_insert_sql("postgresql", rollup, rows) + ";")
-    return "\n    ".join(statements)
+    dimensions = ", ".join(f"'{rollup.dimension}'" for rollup in rollups_)
+    parts = [(rollup, counted_rows_sql("postgresql", rollup, articles)) for rollup in rollups_]
+    return (
+        f"IF EXISTS ({ids}) THEN\n"
+        f"        DELETE FROM {ITEMS} WHERE dimension IN ({dimensions}) AND article_id IN ({ids});\n"
+        f"        {_insert_sql('postgresql', parts)};\n"
+        "    END IF;"
+    )
 
 
 def _trigger_name(table: str, event: str) -> str:
@@ -257,7 +262,7 @@ def _sqlite_refresh(rollups_: Iterable[Rollup], article_id: str) -> str:
             f"    DELETE FROM {ITEMS} WHERE dimension = '{rollup.dimension}' AND article_id = {article_id};"
         )
         rows = counted_rows_sql("sqlite", rollup, articles)
-        statements.append(f"    {_insert_sql('sqlite', rollup, rows)};")
+        statements.append(f"    {_insert_sql('sqlite', [(rollup, rows)])};")
     return "\n".join(statements)
 
 
@@ -285,10 +290,10 @@ def create_triggers_sql(dialect: str) -> list[str]:
     raise RuntimeError(f"unsupported database dialect {dialect!r}: use PostgreSQL or SQLite")
 
 
-def _trigger_names() -> list[tuple[str, str]]:
+def trigger_names() -> list[tuple[str, str]]:
     names = [(table, _trigger_name(table, event)) for table, _, events in _SOURCES for event in events]
     return [*names, ("articles", _trigger_name("articles", "UPDATE"))]
 
 
 def drop_triggers_sql(dialect: str) -> list[str]:
-    return triggers.drop_triggers_sql(dialect, _trigger_names())
+    return triggers.drop_triggers_sql(dialect, trigger_names())
