@@ -33,7 +33,7 @@ class LinearSchedule:
     total: int
     refit_step: int | None = None
     refit_multiplier: float = 1.0
-    planned_total: int | None = None  # the total before any refit (reported)
+    planned_total: int | None = None  # the total before the first refit (logged with each refit)
 
     def multiplier(self, step: int) -> float:
         if self.refit_step is None or step < self.refit_step:

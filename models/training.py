@@ -526,14 +526,13 @@ class Trainer:
                 validation_s=val_s if val else 0.0,
                 seconds_left=deadline - self.clock(),
             )
-            before = schedule.total
             if schedule.refit(progress.done_steps, fitted):
                 log.info(
                     "learning-rate schedule fitted to the time budget",
                     extra={
                         "event": "train_schedule_fitted",
                         "step": progress.done_steps,
-                        "planned_steps": before,
+                        "planned_steps": schedule.planned_total,
                         "fitted_steps": schedule.total,
                         "seconds_per_step": round(rate, 3),
                     },

@@ -139,7 +139,7 @@ LEFT JOIN LATERAL (
     )
 
 
-def bulk_counted_rows_sql(rollup: Rollup, where: str = "") -> str:
+def bulk_counted_rows_sql(rollup: Rollup) -> str:
     """The same rows read from the per-item views, for many articles at once (filling the table,
     the tests' recount): hash joins over whole tables, the cheaper plan when most articles are
     read, and a definition independent of the probes above."""
@@ -148,7 +148,7 @@ def bulk_counted_rows_sql(rollup: Rollup, where: str = "") -> str:
     extra = "".join(f", COALESCE(c.{k}, '') AS {k}" for k in rollup.extra_keys)
     return (
         f"SELECT c.article_id, c.published_at, c.{rollup.dimension} AS key{extra}, c.sentiment, "
-        f"c.sentiment_signed FROM {source} c {where}"
+        f"c.sentiment_signed FROM {source} c"
     )
 
 
@@ -159,16 +159,20 @@ def _kind_and_ticker(rollup: Rollup) -> tuple[str, str]:
     return kind, ticker
 
 
+def _item_rows_sql(dialect: str, rollup: Rollup, rows: str) -> str:
+    """The `rollup_items` rows (COLUMNS, in order) of one rollup's counted rows (a SELECT)."""
+    kind, ticker = _kind_and_ticker(rollup)
+    return (
+        f"SELECT c.article_id, '{rollup.dimension}' AS dimension, c.key AS series_key, "
+        f"{kind} AS kind, {ticker} AS ticker, {hour_of(dialect, 'c.published_at')} AS hour, "
+        "c.sentiment, CAST(c.sentiment_signed AS FLOAT) AS sentiment_signed "
+        f"FROM ({rows}) c WHERE c.key IS NOT NULL"
+    )
+
+
 def _insert_sql(dialect: str, parts: Sequence[tuple[Rollup, str]]) -> str:
     """One INSERT of the counted rows of each (rollup, rows SELECT) part."""
-    selects = []
-    for rollup, rows in parts:
-        kind, ticker = _kind_and_ticker(rollup)
-        selects.append(
-            f"SELECT c.article_id, '{rollup.dimension}', c.key, {kind}, {ticker}, "
-            f"{hour_of(dialect, 'c.published_at')}, c.sentiment, c.sentiment_signed "
-            f"FROM ({rows}) c WHERE c.key IS NOT NULL"
-        )
+    selects = " UNION ALL ".join(_item_rows_sql(dialect, rollup, rows) for rollup, rows in parts)
     # Replace on conflict (PostgreSQL): see the module's note on concurrency. SQLite has one
     # writer, and its row triggers delete before they insert.
     conflict = (
@@ -178,7 +182,7 @@ def _insert_sql(dialect: str, parts: Sequence[tuple[Rollup, str]]) -> str:
         if dialect == "postgresql"
         else ""
     )
-    return f"INSERT INTO {ITEMS} ({', '.join(COLUMNS)}) {' UNION ALL '.join(selects)}{conflict}"
+    return f"INSERT INTO {ITEMS} ({', '.join(COLUMNS)}) {selects}{conflict}"
 
 
 def fill_sql(dialect: str) -> list[str]:
@@ -191,16 +195,9 @@ def fill_sql(dialect: str) -> list[str]:
 
 def recount_sql(dialect: str) -> str:
     """What the table must hold, recounted from the views (the tests compare the two)."""
-    selects = []
-    for rollup in ROLLUPS:
-        kind, ticker = _kind_and_ticker(rollup)
-        selects.append(
-            f"SELECT c.article_id, '{rollup.dimension}' AS dimension, c.key AS series_key, "
-            f"{kind} AS kind, {ticker} AS ticker, {hour_of(dialect, 'c.published_at')} AS hour, "
-            "c.sentiment, CAST(c.sentiment_signed AS FLOAT) AS sentiment_signed "
-            f"FROM ({bulk_counted_rows_sql(rollup)}) c WHERE c.key IS NOT NULL"
-        )
-    return " UNION ALL ".join(selects)
+    return " UNION ALL ".join(
+        _item_rows_sql(dialect, rollup, bulk_counted_rows_sql(rollup)) for rollup in ROLLUPS
+    )
 
 
 def _refresh_postgresql(rollups_: Iterable[Rollup], ids: str) -> str:
