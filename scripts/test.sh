@@ -7,6 +7,5 @@ echo "== ruff"
 .venv/bin/python -m ruff format --check .
 echo "== mypy"
 .venv/bin/python -m mypy pipeline models connectors alerts
-echo "== pytest"
 mkdir -p test-artifacts
-exec bash scripts/with-services.sh .venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=15 "$@"
+exec bash scripts/with-services.sh bash scripts/pytest-phases.sh "$@"

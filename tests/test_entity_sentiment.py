@@ -36,6 +36,10 @@ from tests.conftest import FINSENT, engine_for
 TRAIN_ENTITIES = 5000  # of 9,802 training entities: enough to beat copying, quick on 2 cores
 
 
+# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
+pytestmark = pytest.mark.xdist_group("test_entity_sentiment")
+
+
 @pytest.fixture(scope="module")
 def trained(data_dir_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(database URL, version): a heads-only model with an entity head, registered and active."""

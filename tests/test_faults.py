@@ -82,6 +82,7 @@ def rows_now(stack: Stack) -> int:
         return -1
 
 
+@pytest.mark.exclusive  # it stops the broker every other test uses
 def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     stack: Stack, workers: Workers, data_dir: Path, kafka_broker: devkafka.BrokerConfig
 ) -> None:
@@ -121,6 +122,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     )
 
 
+@pytest.mark.exclusive  # it stops the PostgreSQL server every other test uses
 def test_database_outage_pauses_the_worker_with_bounded_memory_and_it_resumes_alone(
     stack: Stack, workers: Workers, data_dir: Path, pg_server: devpg.PostgresConfig
 ) -> None:

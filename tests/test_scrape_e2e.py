@@ -84,6 +84,10 @@ def _collect(settings: Settings) -> tuple[list[Link], list[object], list[object]
     return [link for link in links if isinstance(link, Link)], raw, dlq
 
 
+# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
+pytestmark = pytest.mark.xdist_group("test_scrape_e2e")
+
+
 @pytest.fixture(scope="module")
 def scrape_run(
     kafka_bootstrap: str, data_dir_module: Path, tmp_path_factory: pytest.TempPathFactory
