@@ -99,6 +99,9 @@ def answered_items_sql(
     id) instead of every answer of the instruction being scanned.
     """
 
+    if dialect == "postgresql":
+        return _answered_items_postgresql(recent, dimension, negative, positive)
+
     def signed(alias: str) -> str:
         return signed_sentiment(dialect, f"{alias}.distribution", positive, negative)
 
@@ -145,6 +148,57 @@ SELECT keyed.dimension, keyed.series_key, keyed.published_at, keyed.key_version,
        {signed_value} AS signed
 FROM keyed
 LEFT JOIN current_predictions s ON s.article_id = keyed.id AND s.instruction = :sentiment{joined}"""
+
+
+def _answered_items_postgresql(recent: str, dimension: str | None, negative: str, positive: str) -> str:
+    """answered_items_sql on PostgreSQL: every answer read by one probe of its table's key per
+    item. Joined as above, PostgreSQL hashed every current entity answer of the database to find
+    those of the recent articles, and looked up the sentiment of every recent article before
+    keeping those with a ticker: 1.5 s of the ticker series' 2.2 s per scan at 10,000 articles an
+    hour with two hours not folded. OFFSET 0 keeps each LATERAL a subquery probed per row (see
+    connectors/db/rollup_items.py)."""
+
+    def signed(alias: str) -> str:
+        return signed_sentiment("postgresql", f"{alias}.distribution", positive, negative)
+
+    sentiment = """
+LEFT JOIN LATERAL (
+    SELECT s.label, s.distribution, s.model_version FROM current_predictions s
+    WHERE s.article_id = r.id AND s.instruction = :sentiment OFFSET 0
+) s ON TRUE"""
+    if dimension == TICKER:
+        # Tickers first: only the articles that have one are looked up. Several entities of one
+        # article can share a ticker: the first by name answers, as in v_ticker_sentiment_items.
+        return f"""
+WITH recent AS ({recent}
+)
+SELECT '{TICKER}' AS dimension, k.ticker AS series_key, r.published_at,
+       CAST(NULL AS VARCHAR(100)) AS key_version, s.model_version AS sentiment_version,
+       CASE WHEN COALESCE(t.label, s.label) = :negative THEN 1 ELSE 0 END AS is_negative,
+       CASE WHEN t.found IS NULL AND s.model_version IS NULL THEN 0 ELSE 1 END AS rated,
+       CASE WHEN t.found IS NOT NULL THEN {signed("t")}
+            WHEN s.model_version IS NOT NULL THEN {signed("s")} ELSE 0 END AS signed
+FROM recent r
+CROSS JOIN LATERAL (SELECT k.ticker FROM article_tickers k WHERE k.article_id = r.id OFFSET 0) k{sentiment}
+LEFT JOIN LATERAL (
+    SELECT TRUE AS found, e.label, e.distribution FROM current_entity_predictions e
+    WHERE e.article_id = r.id AND e.ticker = k.ticker AND e.instruction = :sentiment
+    ORDER BY e.entity LIMIT 1
+) t ON TRUE"""
+    only = " AND d.instruction = :dimension" if dimension is not None else ""
+    return f"""
+WITH recent AS ({recent}
+)
+SELECT d.instruction AS dimension, d.label AS series_key, r.published_at,
+       d.model_version AS key_version, s.model_version AS sentiment_version,
+       CASE WHEN s.label = :negative THEN 1 ELSE 0 END AS is_negative,
+       CASE WHEN s.model_version IS NULL THEN 0 ELSE 1 END AS rated,
+       CASE WHEN s.model_version IS NULL THEN 0 ELSE {signed("s")} END AS signed
+FROM recent r
+CROSS JOIN LATERAL (
+    SELECT d.instruction, d.label, d.model_version FROM current_predictions d
+    WHERE d.article_id = r.id{only} OFFSET 0
+) d{sentiment}"""
 
 
 def recount_sql(dialect: str, dimension: str | None, ranges: Ranges) -> str:
