@@ -15,7 +15,8 @@ instant) and the hours whose rollups are stale.
 Staleness is the hourly rollups' own: the triggers that mark an hour dirty
 (connectors/db/rollups.py) mark it for these rows too, and the fold that recounts an hour's
 hourly rows recounts its minutes in the same transaction. A dirty hour is always counted live, so
-a series is exact the moment a writer commits.
+a series is exact the moment a writer commits; for topics and tickers "live" sums the items'
+rows of `rollup_items`, which the writer's transaction keeps (connectors/db/rollup_items.py).
 
 Only the default sentiment instruction and labels are rolled up; a rule naming others is
 counted live, as before.

@@ -224,7 +224,7 @@ class RollupItem(Base):
     summed by one index range scan instead of per-article lookups."""
 
     __tablename__ = "rollup_items"
-    __table_args__ = (Index(None, "dimension", "hour"),)
+    __table_args__ = (Index(None, "dimension", "hour"), Index(None, "dimension", "published_at"))
 
     article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(8), primary_key=True)  # topic, ticker, entity
@@ -234,6 +234,13 @@ class RollupItem(Base):
     hour: Mapped[int] = mapped_column(BigInteger)
     sentiment: Mapped[str | None] = mapped_column(String(100))
     sentiment_signed: Mapped[float | None] = mapped_column(Float)
+    # Migration 0012, for the alert scan: the exact time (its buckets end at any second) and the
+    # versions it judges a point by (the article's sentiment answer, a topic row's topic answer).
+    # Nullable only because SQLite cannot add a NOT NULL column to a filled table; every row has
+    # its publication time.
+    published_at: Mapped[datetime | None] = mapped_column()
+    sentiment_version: Mapped[str | None] = mapped_column(String(100))
+    key_version: Mapped[str | None] = mapped_column(String(100))
 
 
 class HourlyCounts:

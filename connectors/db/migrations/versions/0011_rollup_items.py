@@ -47,9 +47,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_rollup_items_dimension_hour"), "rollup_items", ["dimension", "hour"])
     # Triggers first: creating them locks the current tables against writes until the migration
     # commits, so no answer lands between the fill's read and the triggers taking over.
-    for statement in rollup_items.create_triggers_sql(dialect):
+    # scan=False: this table's columns; migration 0012 adds the scan's and replaces the triggers.
+    for statement in rollup_items.create_triggers_sql(dialect, scan=False):
         op.execute(statement)
-    for statement in rollup_items.fill_sql(dialect):
+    for statement in rollup_items.fill_sql(dialect, scan=False):
         op.execute(statement)
     for statement in series_views_sql(dialect, items=True):
         op.execute(statement)
