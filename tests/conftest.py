@@ -244,3 +244,10 @@ def wait_stored(stack: Stack, expected: int, timeout: float = 240) -> dict[str, 
 
     wait_for(accounted, timeout, f"{expected} items accounted for")
     return counts(stack)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `heavy` tests first, in their collected order otherwise: xdist hands tests out in this
+    order, and a long test handed out last kept one worker busy minutes after the other ran out
+    of tests (scripts/pytest-phases.sh)."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.calibration import calibration_report, expected_calibration_error, fit_temperature
@@ -31,6 +32,7 @@ def test_a_planted_temperature_is_recovered() -> None:
     assert expected_calibration_error(torch.softmax(logits, dim=-1), fair) < 0.03
 
 
+@pytest.mark.heavy
 def test_calibration_lowers_ece_on_held_out_rows_and_is_saved(data_dir: Path, sqlite_url: str) -> None:
     pool, _ = sentiment_slice(data_dir, train_n=2000, test_n=0)
     random.Random(1).shuffle(pool)

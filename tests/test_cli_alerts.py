@@ -7,6 +7,8 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from connectors.db.engine import make_engine
 from tests.alert_helpers import Item, store
 from tests.conftest import FINSENT
@@ -19,6 +21,7 @@ def _run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Complet
     return result
 
 
+@pytest.mark.heavy
 def test_rules_silences_scan_and_list_from_the_command_line(sqlite_url: str, tmp_path: Path) -> None:
     env = {
         "FINSENT_HOME": str(tmp_path / "home"),

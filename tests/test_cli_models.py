@@ -41,6 +41,7 @@ def check_line(line: dict[str, object], instruction: str, labels: set[str]) -> N
 SENTIMENT = {"negative", "neutral", "positive"}
 
 
+@pytest.mark.heavy
 def test_classify_round_trip_jsonl_and_csv_with_runtime_instructions(tmp_path: Path) -> None:
     home = tmp_path / "home"
     texts = ["Oil prices surge as OPEC cuts output", "Bank of England raises rates", "Acme recalls toasters"]
@@ -93,6 +94,7 @@ def test_classify_round_trip_jsonl_and_csv_with_runtime_instructions(tmp_path: P
     assert failed.returncode == 1 and "no text field" in failed.stderr
 
 
+@pytest.mark.heavy
 def test_train_register_activate_evaluate_rollback(tmp_path: Path, data_dir: Path) -> None:
     home = tmp_path / "home"
     train, test = sentiment_slice(data_dir, train_n=300, test_n=120)

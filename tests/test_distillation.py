@@ -20,6 +20,7 @@ from tests.model_helpers import sentiment_slice
 HEADS = TrainConfig(mode="heads", heads_epochs=40, val_fraction=0.15, progress=False, seed=5)
 
 
+@pytest.mark.heavy
 def test_a_distilled_student_agrees_with_its_teacher_more_than_a_plain_student(data_dir: Path) -> None:
     pool, held = sentiment_slice(data_dir, train_n=2400, test_n=400)
     random.Random(0).shuffle(pool)

@@ -37,7 +37,7 @@ TRAIN_ENTITIES = 5000  # of 9,802 training entities: enough to beat copying, qui
 
 
 # One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_entity_sentiment")
+pytestmark = [pytest.mark.xdist_group("test_entity_sentiment"), pytest.mark.heavy]
 
 
 @pytest.fixture(scope="module")

@@ -173,6 +173,7 @@ def test_database_outage_pauses_the_worker_with_bounded_memory_and_it_resumes_al
     )
 
 
+@pytest.mark.heavy
 def test_worker_sigkilled_ten_times_during_20000_items_counts_exact(
     stack: Stack, workers: Workers, data_dir: Path
 ) -> None:
@@ -384,6 +385,7 @@ def _poison(rng: random.Random, template: dict[str, object]) -> list[tuple[str, 
     return bad
 
 
+@pytest.mark.heavy
 def test_a_thousand_poison_messages_among_ten_thousand_all_dead_lettered_memory_bounded(
     stack: Stack, workers: Workers, data_dir: Path
 ) -> None:

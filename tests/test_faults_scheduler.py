@@ -32,6 +32,7 @@ def _staging(models_dir: Path) -> list[Path]:
     return [p for p in models_dir.glob(".*.pid*.*") if p.is_dir()] if models_dir.exists() else []
 
 
+@pytest.mark.heavy
 def test_scheduler_killed_during_retrain_and_delivery_activates_nothing_half_done_and_alerts_once(
     pg_engine: Engine, pg_url: str, tmp_path: Path, data_dir: Path
 ) -> None:

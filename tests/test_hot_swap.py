@@ -53,6 +53,7 @@ def _scalar(stack: Stack, query: object) -> int:
         engine.dispose()
 
 
+@pytest.mark.heavy
 def test_labels_retrain_and_hot_swap_without_loss(
     stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path, tmp_path: Path
 ) -> None:

@@ -89,6 +89,7 @@ def _labels(examples: list, annotator: str) -> list[LabelRow]:
     return [LabelRow(e.text, text_hash(e.text), e.instruction, e.label, annotator, "test") for e in examples]
 
 
+@pytest.mark.heavy
 def test_better_candidate_promoted_shuffled_candidate_rejected(
     pg_engine: Engine, pg_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -155,6 +156,7 @@ def _heads(folder: str) -> dict[str, Any]:
     return load_file(str(Path(folder) / "heads.safetensors"))
 
 
+@pytest.mark.heavy
 def test_retrain_promotes_instruction_by_instruction(
     pg_engine: Engine, pg_url: str, tmp_path: Path, data_dir: Path
 ) -> None:

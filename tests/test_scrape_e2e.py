@@ -85,7 +85,7 @@ def _collect(settings: Settings) -> tuple[list[Link], list[object], list[object]
 
 
 # One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_scrape_e2e")
+pytestmark = [pytest.mark.xdist_group("test_scrape_e2e"), pytest.mark.heavy]
 
 
 @pytest.fixture(scope="module")

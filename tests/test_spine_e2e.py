@@ -27,6 +27,7 @@ def ingest(stack: Stack, path: Path, *extra: str) -> dict[str, int]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 def test_5000_items_exact_then_replay_adds_nothing(
     stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path
 ) -> None:

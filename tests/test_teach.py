@@ -72,6 +72,7 @@ def _macro_f1(predicted: list[str], truth: list[str]) -> float:
     return float(classification_report(truth, predicted, ["yes", "no"])["macro_f1"])
 
 
+@pytest.mark.heavy
 def test_teach_promotes_a_better_head_and_leaves_the_others_byte_identical(
     tmp_path: Path, sqlite_url: str, data_dir: Path
 ) -> None:
@@ -129,6 +130,7 @@ def test_teach_promotes_a_better_head_and_leaves_the_others_byte_identical(
     assert decisions.returncode == 0 and "active" in decisions.stdout and "promoted:" in decisions.stdout
 
 
+@pytest.mark.heavy
 def test_teach_rejects_noise_and_refuses_too_few_labels(
     tmp_path: Path, sqlite_url: str, data_dir: Path
 ) -> None:

@@ -36,6 +36,7 @@ def _checkpoint_step(path: Path) -> int | None:
         return None
 
 
+@pytest.mark.heavy
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_unbroken_run_does(
     data_dir: Path, tmp_path: Path
 ) -> None:

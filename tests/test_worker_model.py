@@ -40,6 +40,7 @@ def _article_ids(stack: Stack) -> set[str]:
         engine.dispose()
 
 
+@pytest.mark.heavy
 def test_instruction_added_at_runtime_runs_on_the_next_batch(
     stack: Stack, workers: Callable[[], WorkerProcess], data_dir: Path, tmp_path: Path
 ) -> None:
