@@ -26,7 +26,13 @@ phase() {
 
 echo "== pytest, phase 1: $workers workers"
 if [ "$workers" -gt 1 ]; then
-  phase -n "$workers" --dist loadgroup -m "not exclusive" "$@" || exit $?
+  # One torch thread per process (the tests' own training and the CLIs and workers they start):
+  # two workers each training with a thread per core ran four busy threads on two cores.
+  (
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    export FINSENT_INFERENCE_CPU_THREADS=${FINSENT_INFERENCE_CPU_THREADS:-1}
+    phase -n "$workers" --dist loadgroup -m "not exclusive" "$@"
+  ) || exit $?
 else
   phase -m "not exclusive" "$@" || exit $?
 fi
