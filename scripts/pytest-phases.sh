@@ -3,10 +3,12 @@
 #
 # 1. every test not marked `exclusive`, on FINSENT_TEST_WORKERS pytest-xdist workers (2 here):
 #    most of the suite waits on a broker, a database, a worker process or a rate-limited
-#    producer, and two at a time cut its wall time on this 2-core machine from 27 to 21 minutes.
-#    Tests of one module that share an expensive module fixture (a trained model, a scrape run)
-#    carry an `xdist_group` mark so one worker builds it once; every other test is scheduled on
-#    its own so the two workers finish together.
+#    producer, and two at a time cut its wall time on this 2-core machine from about 27 to 21.
+#    Each test file runs on one worker (--dist loadfile), so a module fixture (a trained model, a
+#    scrape run) is built once: xdist's `loadgroup` did not group with pytest 9 (the module's
+#    tests ran on both workers, each training the fixture's model). Files are handed out in
+#    collection order (--no-loadscope-reorder, not biggest first) and the conftest collects the
+#    `heavy` tests first, so the longest files start first and the two workers finish together.
 # 2. the `exclusive` tests, alone: they stop the broker or PostgreSQL every other test uses, and
 #    run in phase 1 they would fail whatever ran beside them.
 #
@@ -31,7 +33,7 @@ if [ "$workers" -gt 1 ]; then
   (
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     export FINSENT_INFERENCE_CPU_THREADS=${FINSENT_INFERENCE_CPU_THREADS:-1}
-    phase -n "$workers" --dist loadgroup -m "not exclusive" "$@"
+    phase -n "$workers" --dist loadfile --no-loadscope-reorder -m "not exclusive" "$@"
   ) || exit $?
 else
   phase -m "not exclusive" "$@" || exit $?

@@ -22,10 +22,6 @@ from connectors.news_item import Rejection, make_item, parse_message
 HAND_LABELLED = Path(__file__).with_name("data") / "entity_headlines.jsonl"
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_entities")
-
-
 @pytest.fixture(scope="module")
 def recogniser(data_dir_module: Path) -> EntityRecogniser:
     return EntityRecogniser(load_directory(data_dir_module / "companies" / "sec_company_tickers.json"))

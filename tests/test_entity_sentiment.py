@@ -36,8 +36,7 @@ from tests.conftest import FINSENT, engine_for
 TRAIN_ENTITIES = 5000  # of 9,802 training entities: enough to beat copying, quick on 2 cores
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = [pytest.mark.xdist_group("test_entity_sentiment"), pytest.mark.heavy]
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,6 @@ TEXTS = [
 ]
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_executor")
-
-
 @pytest.fixture(scope="module")
 def base() -> InstructionExecutor:
     return base_executor("minilm", ExecutorOptions(device="cpu"))

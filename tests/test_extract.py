@@ -15,9 +15,6 @@ from connectors.scrape.extract import extract_page, not_html_reason, words
 from tests.conftest import FINSENT
 from tests.news_site import NewsSite, Page
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_extract")
-
 
 @pytest.fixture(scope="module")
 def site(data_dir_module: Path) -> Iterator[NewsSite]:

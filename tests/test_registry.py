@@ -31,10 +31,6 @@ def engine(tmp_path: Path) -> Engine:
     return make_engine(url)
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_registry")
-
-
 @pytest.fixture(scope="module")
 def trained(data_dir_module: Path) -> TrainResult:
     train, _ = sentiment_slice(data_dir_module, train_n=120, test_n=0)

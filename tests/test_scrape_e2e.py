@@ -84,8 +84,7 @@ def _collect(settings: Settings) -> tuple[list[Link], list[object], list[object]
     return [link for link in links if isinstance(link, Link)], raw, dlq
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = [pytest.mark.xdist_group("test_scrape_e2e"), pytest.mark.heavy]
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")

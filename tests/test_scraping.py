@@ -20,10 +20,6 @@ from tests.news_site import NewsSite
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.5"]
 
 
-# One xdist worker runs this module: its module fixture is built once (scripts/pytest-phases.sh).
-pytestmark = pytest.mark.xdist_group("test_scraping")
-
-
 @pytest.fixture(scope="module")
 def site(data_dir_module: Path) -> Iterator[NewsSite]:
     site = NewsSite(data_dir_module, HOSTS, pages_per_host=3)
