@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, text
 
-from connectors.db import rollups
+from connectors.db import rollup_items, rollups
 from connectors.db.writer import ArticleRow, EntityPredictionRow, PredictionRow, write_batch
 from tests.current_helpers import assert_series_views_are_exact
 
@@ -158,3 +159,54 @@ def test_the_dashboard_reads_whole_hour_buckets_from_the_rollups(engine: Engine)
         {"key": "Banks", "items": 2},
         {"key": "Tech", "items": 1},
     ]
+
+
+def test_the_dashboard_ranks_keys_by_items_over_stored_and_live_hours(engine: Engine) -> None:
+    from pipeline.web.dashboard import DashboardData
+
+    hour_start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    def published(back: int, tickers: list[str], first: int) -> list[ArticleRow]:
+        when = hour_start - timedelta(hours=back) + timedelta(minutes=5)
+        return [
+            replace(_article(first + n, "v1"), published_at=when, fetched_at=when, tickers=[ticker])
+            for n, ticker in enumerate(tickers)
+        ]
+
+    write_batch(engine, published(3, ["F", "F", "F", "TSLA", "GM"], 0))
+    assert rollups.fold_all(engine) >= 1  # the older hour stored, the newer one counted live
+    write_batch(engine, published(2, ["TSLA", "TSLA", "TSLA", "AAPL"], 10))
+    assert rollups.dirty_hours(engine) == 1
+    dashboard = DashboardData(engine)
+    # Most items first, ties by key, cut at the limit.
+    assert dashboard.keys("ticker", 24 * 3600.0, limit=4) == [
+        {"key": "TSLA", "items": 4},
+        {"key": "F", "items": 3},
+        {"key": "AAPL", "items": 1},
+        {"key": "GM", "items": 1},
+    ]
+    assert dashboard.keys("ticker", 24 * 3600.0, limit=1) == [{"key": "TSLA", "items": 4}]
+    # Only hours from the one the window starts in: the older hour is outside two hours.
+    assert dashboard.keys("ticker", 2 * 3600.0 - 60, limit=4) == [
+        {"key": "TSLA", "items": 3},
+        {"key": "AAPL", "items": 1},
+    ]
+
+
+@pytest.mark.postgres
+def test_the_migrations_fill_lays_the_items_out_in_hour_order(pg_engine: Engine) -> None:
+    """Every reader of `rollup_items` reads one dimension's rows of an hour or a time range: in
+    article order (the views' order), an hour's rows lay one per heap page at 10 M articles."""
+    # Newest hour first, one batch each: the writer's triggers leave the rows in reverse hours.
+    for i in reversed(range(30)):
+        write_batch(pg_engine, [_article(i, "v1")])
+    with pg_engine.begin() as conn:
+        for statement in rollup_items.fill_sql("postgresql"):
+            conn.execute(text(statement))
+    laid_out: dict[str, list[int]] = {}
+    for dimension, hour in _view(pg_engine, f"SELECT dimension, hour FROM {rollups.ITEMS} ORDER BY ctid"):
+        laid_out.setdefault(str(dimension), []).append(int(hour))  # type: ignore[call-overload]
+    assert set(laid_out) == {"topic", "ticker", "entity"}
+    for dimension, hours in laid_out.items():
+        assert len(set(hours)) > 5 and hours == sorted(hours), (dimension, hours)
+    assert_series_views_are_exact(pg_engine)  # the same rows, only laid out anew

@@ -338,26 +338,44 @@ def dirty_hours(engine: Engine) -> int:
         return int(conn.execute(text(f"SELECT COUNT(*) FROM {DIRTY}")).scalar_one())
 
 
-def read_hours(
-    engine: Engine, rollup: Rollup, first_hour: int, key: str | None = None
-) -> list[tuple[Any, ...]]:
-    """(hour, key, items, negative, neutral, positive, rated, signed_sum) for every hour from
-    `first_hour` on (one key, or all): stored rows of clean hours by the primary key's range,
-    dirty hours counted live. What a chart of hourly buckets reads, whatever the history's size."""
+def _hours_sql(dialect: str, rollup: Rollup, key: str | None) -> tuple[str, dict[str, Any]]:
+    """The SELECT behind read_hours (its columns, from :first on) and its parameters but :first."""
     if rollup.extra_keys:
         raise ValueError(f"{rollup.table}: read_hours reads rollups keyed by one column")
-    dialect = engine.dialect.name
     only_key = f" AND r.{rollup.dimension} = :key" if key is not None else ""
     stored = (
-        f"SELECT r.hour, r.{rollup.dimension}, {', '.join(f'r.{c}' for c in COUNTS)} FROM {rollup.table} r "
+        f"SELECT r.hour, r.{rollup.dimension} AS key, {', '.join(f'r.{c}' for c in COUNTS)} "
+        f"FROM {rollup.table} r "
         f"WHERE r.hour >= :first{only_key} AND NOT EXISTS (SELECT 1 FROM {DIRTY} d WHERE d.hour = r.hour)"
     )
     live = live_counts_sql(dialect, rollup, f"SELECT hour FROM {DIRTY} WHERE hour >= :first")
     live_key = " WHERE x.key = :key" if key is not None else ""
     counted = ", ".join(f"x.{c}" for c in COUNTS)
     statement = f"{stored} UNION ALL SELECT x.hour, x.key, {counted} FROM ({live}) x{live_key}"
-    params: dict[str, Any] = {"first": first_hour}
-    if key is not None:
-        params["key"] = key
+    return statement, ({"key": key} if key is not None else {})
+
+
+def read_hours(
+    engine: Engine, rollup: Rollup, first_hour: int, key: str | None = None
+) -> list[tuple[Any, ...]]:
+    """(hour, key, items, negative, neutral, positive, rated, signed_sum) for every hour from
+    `first_hour` on (one key, or all): stored rows of clean hours by the primary key's range,
+    dirty hours counted live. What a chart of hourly buckets reads, whatever the history's size."""
+    statement, params = _hours_sql(engine.dialect.name, rollup, key)
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(statement), params)]
+        return [tuple(row) for row in conn.execute(text(statement), params | {"first": first_hour})]
+
+
+def top_keys(engine: Engine, rollup: Rollup, first_hour: int, limit: int) -> list[tuple[str, int]]:
+    """The `limit` keys with the most items from `first_hour` on, most first (ties by key): the
+    hours of read_hours summed by the database. Summed here in Python instead, a week of 500
+    tickers was 84,000 rows sent and added up: 258 ms of the dashboard's ticker keys at 10 M
+    articles, where the database's sum takes 60-90 ms."""
+    statement, params = _hours_sql(engine.dialect.name, rollup, None)
+    ranked = (
+        f"SELECT h.key, SUM(h.items) AS n FROM ({statement}) h "
+        "GROUP BY h.key ORDER BY n DESC, h.key LIMIT :limit"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text(ranked), params | {"first": first_hour, "limit": limit})
+        return [(str(key), int(n)) for key, n in rows]

@@ -51,12 +51,7 @@ class DashboardData:
             return self._live_topic_keys(since, limit)
         # From the hourly rollups, whole hours from the one `since` falls in: a week of a busy
         # wire is 170 rollup rows per key instead of 230,000 articles at 1 M stored.
-        totals: dict[str, int] = {}
-        for _hour, key, items, *_counts in rollups.read_hours(
-            self.engine, rollup, int(since.timestamp() // 3600)
-        ):
-            totals[str(key)] = totals.get(str(key), 0) + int(items)
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        ranked = rollups.top_keys(self.engine, rollup, int(since.timestamp() // 3600), limit)
         return [{"key": key, "items": n} for key, n in ranked]
 
     def series(self, dimension: str, key: str, bucket_s: int, since_s: float) -> dict[str, Any]:
