@@ -341,7 +341,7 @@ def dirty_hours(engine: Engine) -> int:
 def _hours_sql(dialect: str, rollup: Rollup, key: str | None) -> tuple[str, dict[str, Any]]:
     """The SELECT behind read_hours (its columns, from :first on) and its parameters but :first."""
     if rollup.extra_keys:
-        raise ValueError(f"{rollup.table}: read_hours reads rollups keyed by one column")
+        raise ValueError(f"{rollup.table}: read_hours and top_keys read rollups keyed by one column")
     only_key = f" AND r.{rollup.dimension} = :key" if key is not None else ""
     stored = (
         f"SELECT r.hour, r.{rollup.dimension} AS key, {', '.join(f'r.{c}' for c in COUNTS)} "
@@ -369,8 +369,8 @@ def read_hours(
 def top_keys(engine: Engine, rollup: Rollup, first_hour: int, limit: int) -> list[tuple[str, int]]:
     """The `limit` keys with the most items from `first_hour` on, most first (ties by key): the
     hours of read_hours summed by the database. Summed here in Python instead, a week of 500
-    tickers was 84,000 rows sent and added up: 258 ms of the dashboard's ticker keys at 10 M
-    articles, where the database's sum takes 60-90 ms."""
+    tickers was 84,000 rows sent and added up: the dashboard's ticker keys took 258 ms at 10 M
+    articles with two hours live, 44 ms summed by the database (docs/benchmarks.md)."""
     statement, params = _hours_sql(engine.dialect.name, rollup, None)
     ranked = (
         f"SELECT h.key, SUM(h.items) AS n FROM ({statement}) h "
